@@ -1,0 +1,118 @@
+"""`vae-enhance bench`: speed and memory figures of the benchmark protocol, baseline in the same run.
+
+CPU speed: 512x512 denoise, warm, median of several runs, as a ratio against OpenCV's
+fastNlMeansDenoisingColored (h = hColor = 15, template 7, search 21) on the same image. Variants
+(float32, channels_last, bf16) are timed side by side. Memory: peak RSS of a fresh process that loads
+the model and denoises a 3840x2160 photo. GPU: 3840x2160 denoise in milliseconds, when CUDA is present.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import subprocess
+import sys
+import time
+
+import cv2
+import numpy as np
+import torch
+
+from vae_enhance.hub import load_model
+from vae_enhance.image_io import from_float, read_image, to_float
+from vae_enhance.inference import enhance
+
+_MEMORY_PROBE = """
+import json, resource, sys, numpy as np, vae_enhance as ve
+from vae_enhance.bench import test_photo
+model = ve.load_model({source!r}, device="cpu")
+lq = test_photo({h}, {w}, sigma=25)
+out = ve.enhance(model, lq, 1)
+print(json.dumps({{"peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "shape": out.shape}}))
+"""
+
+
+def test_photo(h: int, w: int, sigma: float = 25.0, seed: int = 0) -> np.ndarray:
+    """A deterministic photo-like float32 RGB image (smooth shading, edges, texture) plus noise."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:h, 0:w].astype(np.float32)
+    img = np.stack([0.5 + 0.3 * np.sin(x / 53 + c) * np.cos(y / 41 - c) for c in range(3)], axis=-1)
+    img += np.float32(0.15) * ((x // 64 + y // 64) % 2)[..., None]  # hard edges
+    img += cv2.GaussianBlur(rng.random((h, w, 3), dtype=np.float32), (0, 0), 1.5) * np.float32(0.2)  # texture
+    clean = np.clip(img, 0, 1).astype(np.float32)
+    clean += rng.standard_normal(clean.shape, dtype=np.float32) * np.float32(sigma / 255)
+    return clean
+
+
+def median_seconds(fn, runs: int) -> float:
+    fn()  # warm-up: allocator, oneDNN kernels
+    times = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return float(np.median(times))
+
+
+def cpu_speed(source, lq: np.ndarray, runs: int) -> list[tuple[str, float]]:
+    """(name, seconds) for NL-means and each model variant, on the same image in this process."""
+    bgr = cv2.cvtColor(from_float(lq, np.uint8), cv2.COLOR_RGB2BGR)
+    rows = [
+        (
+            "OpenCV fastNlMeansDenoisingColored",
+            median_seconds(lambda: cv2.fastNlMeansDenoisingColored(bgr, None, 15, 15, 7, 21), runs),
+        )
+    ]
+    model = load_model(source, device="cpu")
+    rows.append(("vae-enhance float32", median_seconds(lambda: enhance(model, lq, 1), runs)))
+    cl = copy.deepcopy(model).to(memory_format=torch.channels_last)
+    rows.append(("vae-enhance float32 channels_last", median_seconds(lambda: enhance(cl, lq, 1), runs)))
+    bf16 = load_model(source, device="cpu", dtype=torch.bfloat16)
+    rows.append(("vae-enhance bfloat16", median_seconds(lambda: enhance(bf16, lq, 1), runs)))
+    return rows
+
+
+def peak_memory(source, h: int, w: int) -> dict:
+    """Peak RSS (MB) of a fresh process that loads the model and denoises an h x w photo on the CPU."""
+    code = _MEMORY_PROBE.format(source=None if source is None else str(source), h=h, w=w)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"memory probe failed: {done.stderr[-2000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def gpu_speed(source, lq: np.ndarray, runs: int) -> float | None:
+    """Median milliseconds of a 4K denoise on CUDA (untiled), or None without a GPU."""
+    if not torch.cuda.is_available():
+        return None
+    model = load_model(source, device="cuda")
+
+    def once():
+        enhance(model, lq, 1, tile=0)
+        torch.cuda.synchronize()
+
+    return 1000 * median_seconds(once, runs)
+
+
+def run_bench(args) -> str:
+    """Measure and format every figure as Markdown."""
+    lines = [f"threads: {torch.get_num_threads()}, torch {torch.__version__}, OpenCV {cv2.__version__}"]
+    lq = read_image(args.image) if args.image else test_photo(args.size, args.size)
+    lq = to_float(lq)[..., :3] if lq.ndim == 3 else np.repeat(to_float(lq)[..., None], 3, axis=2)
+    rows = cpu_speed(args.model, lq, args.runs)
+    base = rows[0][1]
+    lines += [
+        f"\nCPU, denoise {lq.shape[1]}x{lq.shape[0]}, median of {args.runs} warm runs",
+        "| method | seconds | time / NL-means |",
+        "| --- | --- | --- |",
+    ]
+    lines += [f"| {name} | {sec:.3f} | {sec / base:.2f} |" for name, sec in rows]
+    if not args.skip_memory:
+        mem = peak_memory(args.model, 2160, 3840)
+        lines.append(f"\nCPU memory, denoise 3840x2160 (fresh process): peak RSS {mem['peak_rss_mb']:.0f} MB")
+    ms = gpu_speed(args.model, test_photo(2160, 3840), args.runs)
+    if ms is None:
+        lines.append("\nGPU: no CUDA device here, skipped")
+    else:
+        lines.append(f"\nGPU, denoise 3840x2160 on {torch.cuda.get_device_name()}: {ms:.1f} ms (median of {args.runs})")
+    return "\n".join(lines)

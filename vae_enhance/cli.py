@@ -1,0 +1,161 @@
+"""The `vae-enhance` command line: train, enhance, eval. `main(argv)` is what the console script runs."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from vae_enhance.config import PRESETS
+
+
+def _add_train(sub) -> None:
+    p = sub.add_parser(
+        "train",
+        help="train a model on a folder of clean photos",
+        description="Train the conditional VAE. Runs under torchrun for several GPUs (or CPU processes). "
+        "--out ends up loadable by `vae-enhance enhance --model OUT` and load_model(OUT).",
+    )
+    p.add_argument("--data", required=True, help="folder of clean training images (searched recursively)")
+    p.add_argument("--out", required=True, help="output folder: weights, checkpoint.pt, log.csv, curves.png")
+    p.add_argument("--steps", type=int, default=20_000, help="optimiser steps (default 20000)")
+    p.add_argument("--preset", choices=sorted(PRESETS), default="small", help="model size (default small)")
+    p.add_argument("--batch", type=int, default=16, help="crops per step and process (default 16)")
+    p.add_argument("--patch", type=int, default=96, help="crop side in pixels, a multiple of 32 (default 96)")
+    p.add_argument("--lr", type=float, default=5e-4, help="peak learning rate (default 5e-4)")
+    p.add_argument("--beta", type=float, default=1e-3, help="KL weight (default 1e-3)")
+    p.add_argument("--free-bits", type=float, default=0.1, help="KL free bits per latent element (default 0.1)")
+    p.add_argument("--kl-warmup", type=int, default=2000, help="steps of KL warm-up (default 2000)")
+    p.add_argument("--det-weight", type=float, default=0.5, help="weight of the loss on the prior-mean output")
+    p.add_argument("--blur-max", type=float, default=0.0, help="max Gaussian blur sigma before downscaling")
+    p.add_argument("--jpeg-fraction", type=float, default=0.0, help="fraction of inputs JPEG-compressed")
+    p.add_argument("--scales", default="1,1,2,4", help="scales cycled per step (default 1,1,2,4)")
+    p.add_argument("--val-every", type=int, default=1000, help="validate and checkpoint every N steps")
+    p.add_argument("--val-count", type=int, default=16, help="training images held out for validation")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="", help="cpu or cuda (default: cuda when available)")
+    p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
+
+
+def _add_enhance(sub) -> None:
+    p = sub.add_parser(
+        "enhance",
+        help="denoise or upscale photos and folders",
+        description="Enhance image files, or every image in the given folders, into the -o folder "
+        "(as PNG unless --format says otherwise).",
+    )
+    p.add_argument("inputs", nargs="+", help="image files and/or folders")
+    p.add_argument("-o", "--output", required=True, help="output folder (created if missing)")
+    p.add_argument("--scale", type=int, choices=(1, 2, 4), default=1, help="1 = denoise, 2 or 4 = upscale")
+    p.add_argument(
+        "--tile", type=int, default=None, help="tile size in input pixels (0 = off); lower it if out of memory"
+    )
+    p.add_argument("--model", default=None, help="model folder or Hub repo id (default: bundled weights)")
+    p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
+    p.add_argument("--format", default="png", choices=("png", "tif", "jpg", "webp"), help="output format")
+    p.add_argument("--overwrite", action="store_true", help="replace existing output files")
+
+
+def _add_eval(sub) -> None:
+    p = sub.add_parser(
+        "eval",
+        help="score the model on a benchmark folder, beside a classical baseline",
+        description="Benchmark protocol of DESIGN.md: denoise = unclipped Gaussian noise seeded per image, "
+        "RGB PSNR, vs OpenCV non-local means; sr = bicubic downscale, Y-PSNR with `scale` border, vs bicubic.",
+    )
+    p.add_argument("--data", required=True, help="folder of clean evaluation images, e.g. ../shared/data/eval/CBSD68")
+    p.add_argument("--task", choices=("denoise", "sr"), required=True)
+    p.add_argument("--sigma", type=float, default=25.0, help="noise level on the 0-255 scale (denoise)")
+    p.add_argument("--scale", type=int, choices=(2, 4), default=4, help="upscaling factor (sr)")
+    p.add_argument("--model", default=None, help="model folder or Hub repo id (default: bundled weights)")
+    p.add_argument("--device", default=None)
+    p.add_argument("--tile", type=int, default=None)
+    p.add_argument("--no-baseline", action="store_true", help="skip the classical baseline (faster)")
+    p.add_argument("--quiet", action="store_true", help="print only the mean row")
+
+
+def _add_bench(sub) -> None:
+    p = sub.add_parser(
+        "bench",
+        help="measure CPU/GPU speed and memory beside OpenCV non-local means",
+        description="Speed and memory figures of the benchmark protocol; the baseline is timed in the same run.",
+    )
+    p.add_argument("--model", default=None, help="model folder or Hub repo id (default: bundled weights)")
+    p.add_argument("--image", default=None, help="photo to time on (default: a synthetic noisy photo)")
+    p.add_argument("--size", type=int, default=512, help="side of the synthetic photo (default 512)")
+    p.add_argument("--runs", type=int, default=5, help="timed runs per method; the median is shown")
+    p.add_argument("--skip-memory", action="store_true", help="skip the 3840x2160 peak-memory probe")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="vae-enhance", description="Photo denoising and super-resolution with a VAE.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    _add_train(sub)
+    _add_enhance(sub)
+    _add_eval(sub)
+    _add_bench(sub)
+    return parser
+
+
+def _cmd_train(args) -> int:
+    from vae_enhance.train import TrainConfig, train
+
+    cfg = TrainConfig(
+        data=args.data,
+        out=args.out,
+        steps=args.steps,
+        preset=args.preset,
+        batch=args.batch,
+        patch=args.patch,
+        lr=args.lr,
+        beta=args.beta,
+        free_bits=args.free_bits,
+        kl_warmup=args.kl_warmup,
+        det_weight=args.det_weight,
+        blur_max=args.blur_max,
+        jpeg_fraction=args.jpeg_fraction,
+        scales=tuple(int(s) for s in args.scales.split(",")),
+        val_every=args.val_every,
+        val_count=args.val_count,
+        seed=args.seed,
+        device=args.device,
+    )
+    train(cfg, resume=args.resume)
+    return 0
+
+
+def _cmd_enhance(args) -> int:
+    from vae_enhance.batch import enhance_paths
+
+    return enhance_paths(args)
+
+
+def _cmd_eval(args) -> int:
+    from vae_enhance.evaluate import evaluate, format_table
+
+    rows = evaluate(args)
+    print(format_table(rows, args))
+    return 0
+
+
+def _cmd_bench(args) -> int:
+    from vae_enhance.bench import run_bench
+
+    print(run_bench(args))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    command = {"train": _cmd_train, "enhance": _cmd_enhance, "eval": _cmd_eval, "bench": _cmd_bench}[args.command]
+    try:
+        return command(args)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except ValueError as err:  # ImageError, ModelLoadError and bad arguments: say what to do, no traceback
+        print(f"vae-enhance {args.command}: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

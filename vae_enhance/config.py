@@ -1,0 +1,67 @@
+"""Typed, validated configuration for the model, saved beside the weights as config.json."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+
+FORMAT_VERSION = 1
+SCALES = (1, 2, 4)
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Shape of the conditional VAE.
+
+    widths:         channels at 1/2, 1/4 and 1/8 of the working resolution (the pixel-unshuffle stem
+                    starts at 1/2, so no convolution runs at full resolution).
+    blocks:         residual blocks per level in the prior network (the decoder mirrors it).
+    latent_channels: channels of the spatial latent z, which lives at 1/8 resolution.
+    posterior_width: channels of the posterior network q(z | lq, hq), used in training only.
+    scales:         the scales this model was trained for (1 = denoise, 2 and 4 = super-resolve).
+    format_version: bumped whenever the weights layout changes; loading refuses unknown versions.
+    """
+
+    widths: tuple[int, int, int] = (32, 64, 128)
+    blocks: tuple[int, int, int] = (1, 1, 2)
+    latent_channels: int = 4
+    posterior_width: int = 32
+    scales: tuple[int, ...] = SCALES
+    format_version: int = FORMAT_VERSION
+
+    def __post_init__(self) -> None:
+        # JSON gives lists back; keep tuples so configs compare and hash.
+        for name in ("widths", "blocks", "scales"):
+            object.__setattr__(self, name, tuple(int(v) for v in getattr(self, name)))
+        if self.format_version != FORMAT_VERSION:
+            raise ValueError(
+                f"model config has format_version {self.format_version}, this vae-enhance reads "
+                f"version {FORMAT_VERSION}: upgrade vae-enhance or re-export the weights"
+            )
+        if len(self.widths) != 3 or min(self.widths) < 1:
+            raise ValueError(f"widths must be three positive channel counts, got {self.widths}")
+        if len(self.blocks) != 3 or min(self.blocks) < 0:
+            raise ValueError(f"blocks must be three non-negative counts, got {self.blocks}")
+        if self.latent_channels < 1 or self.posterior_width < 1:
+            raise ValueError("latent_channels and posterior_width must be at least 1")
+        if not self.scales or not set(self.scales) <= set(SCALES):
+            raise ValueError(f"scales must be a non-empty subset of {SCALES}, got {self.scales}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> ModelConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise ValueError(f"model config has unknown fields {sorted(unknown)}: is it from a newer vae-enhance?")
+        return cls(**data)
+
+
+# Presets for `vae-enhance train --preset`. tiny trains in seconds on a CPU (tests);
+# small is what a CPU can train in an hour or two; base is the GPU release shape.
+PRESETS: dict[str, ModelConfig] = {
+    "tiny": ModelConfig(widths=(8, 12, 16), blocks=(0, 0, 1), latent_channels=2, posterior_width=8),
+    "small": ModelConfig(widths=(32, 64, 128), blocks=(1, 1, 2), latent_channels=4, posterior_width=32),
+    "base": ModelConfig(widths=(64, 128, 256), blocks=(2, 2, 4), latent_channels=8, posterior_width=64),
+}

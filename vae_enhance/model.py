@@ -1,0 +1,225 @@
+"""The conditional VAE: a prior network p(z | lq), a posterior q(z | lq, hq) for training, and a decoder.
+
+Shapes use H x W for the working resolution, i.e. the output size (lq upsampled by `scale`). All
+convolutions run at H/2 or below: a pixel-unshuffle stem folds 2x2 pixels into channels, which is what
+keeps CPU inference fast. There is no normalisation layer, so a tile's output depends only on its
+neighbourhood and tiled inference matches untiled inference.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from huggingface_hub import PyTorchModelHubMixin
+from torch import nn
+
+from vae_enhance.config import SCALES, ModelConfig
+
+# Working-resolution multiple the network needs: three 2x reductions (stem, two downsamplings).
+MULTIPLE = 8
+LOGVAR_RANGE = (-12.0, 6.0)
+
+
+class DiagonalGaussian:
+    """A diagonal Gaussian over the latent grid, (B, C, H/8, W/8)."""
+
+    def __init__(self, mean: torch.Tensor, logvar: torch.Tensor):
+        self.mean = mean
+        # Clamp before exp so a wild activation cannot give inf/0 variances.
+        self.logvar = logvar.clamp(*LOGVAR_RANGE)
+        self.std = torch.exp(0.5 * self.logvar)
+
+    def sample(self, eps: torch.Tensor | None = None, temperature: float = 1.0) -> torch.Tensor:
+        """mu + temperature * sigma * eps; eps defaults to fresh noise of the mean's shape."""
+        if eps is None:
+            eps = torch.randn_like(self.mean)
+        return self.mean + temperature * self.std * eps
+
+    def kl(self, other: DiagonalGaussian) -> torch.Tensor:
+        """KL(self || other) per element, (B, C, h, w), in nats; >= 0 up to rounding."""
+        return 0.5 * (
+            other.logvar - self.logvar + (self.logvar.exp() + (self.mean - other.mean) ** 2) / other.logvar.exp() - 1.0
+        )
+
+
+@dataclass
+class Prior:
+    """What the prior network computes once per photo; the decoder reuses it for every sample."""
+
+    base: torch.Tensor  # (B, 3, H, W) lq upsampled to the output size, padded to MULTIPLE
+    feats: tuple[torch.Tensor, torch.Tensor, torch.Tensor]  # (B, c1, H/2, W/2), (B, c2, H/4, ..), (B, c3, H/8, ..)
+    dist: DiagonalGaussian  # p(z | lq), (B, latent, H/8, W/8)
+    size: tuple[int, int]  # output size before padding
+
+
+class ResBlock(nn.Module):
+    def __init__(self, channels: int):
+        super().__init__()
+        self.conv1 = nn.Conv2d(channels, channels, 3, padding=1)
+        self.conv2 = nn.Conv2d(channels, channels, 3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.conv2(F.leaky_relu(self.conv1(x), 0.1))
+
+
+def _stack(channels: int, count: int) -> nn.Sequential:
+    return nn.Sequential(*(ResBlock(channels) for _ in range(count)))
+
+
+def _up(c_in: int, c_out: int) -> nn.Sequential:
+    # 1x1 conv + pixel shuffle: a cheap, checkerboard-free 2x upsampling.
+    return nn.Sequential(nn.Conv2d(c_in, 4 * c_out, 1), nn.PixelShuffle(2))
+
+
+class PriorNet(nn.Module):
+    """p(z | lq): multi-scale features of the (upsampled) degraded photo and the latent prior."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        c1, c2, c3 = cfg.widths
+        b1, b2, b3 = cfg.blocks
+        self.stem = nn.Conv2d(3 * 4, c1, 3, padding=1)
+        self.scale_embed = nn.Embedding(len(SCALES), c1)
+        self.level1 = _stack(c1, b1)
+        self.down2 = nn.Conv2d(c1, c2, 2, stride=2)
+        self.level2 = _stack(c2, b2)
+        self.down3 = nn.Conv2d(c2, c3, 2, stride=2)
+        self.level3 = _stack(c3, b3)
+        self.head = nn.Conv2d(c3, 2 * cfg.latent_channels, 3, padding=1)
+
+    def forward(self, base: torch.Tensor, scale_index: torch.Tensor):
+        x = self.stem(F.pixel_unshuffle(base - 0.5, 2))  # (B, c1, H/2, W/2)
+        f1 = self.level1(F.leaky_relu(x + self.scale_embed(scale_index)[:, :, None, None], 0.1))
+        f2 = self.level2(F.leaky_relu(self.down2(f1), 0.1))  # (B, c2, H/4, W/4)
+        f3 = self.level3(F.leaky_relu(self.down3(f2), 0.1))  # (B, c3, H/8, W/8)
+        mean, logvar = self.head(f3).chunk(2, dim=1)
+        return (f1, f2, f3), DiagonalGaussian(mean, logvar)
+
+
+class PosteriorNet(nn.Module):
+    """q(z | lq, hq): sees the clean target too; only used in training."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        w = cfg.posterior_width
+        c3 = cfg.widths[2]
+        self.body = nn.Sequential(
+            nn.Conv2d(6 * 4, w, 3, padding=1),  # (B, w, H/2, W/2)
+            nn.LeakyReLU(0.1),
+            nn.Conv2d(w, 2 * w, 2, stride=2),  # (B, 2w, H/4, W/4)
+            nn.LeakyReLU(0.1),
+            nn.Conv2d(2 * w, 2 * w, 2, stride=2),  # (B, 2w, H/8, W/8)
+            nn.LeakyReLU(0.1),
+        )
+        self.head = nn.Sequential(
+            nn.Conv2d(2 * w + c3, 2 * w, 3, padding=1),
+            nn.LeakyReLU(0.1),
+            nn.Conv2d(2 * w, 2 * cfg.latent_channels, 3, padding=1),
+        )
+
+    def forward(self, base: torch.Tensor, hq: torch.Tensor, f3: torch.Tensor) -> DiagonalGaussian:
+        x = F.pixel_unshuffle(torch.cat([base - 0.5, hq - base], dim=1), 2)
+        mean, logvar = self.head(torch.cat([self.body(x), f3], dim=1)).chunk(2, dim=1)
+        return DiagonalGaussian(mean, logvar)
+
+
+class Decoder(nn.Module):
+    """z plus the prior's features -> a residual over the upsampled input.
+
+    z enters at every level (upsampled, through 1x1 convs), not only at 1/8: with a single entry
+    point deep in the decoder it learns to ignore z, and the latent collapses.
+    """
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        c1, c2, c3 = cfg.widths
+        b1, b2, b3 = cfg.blocks
+        zc = cfg.latent_channels
+        self.z_in = nn.Conv2d(zc + c3, c3, 3, padding=1)
+        self.z_to2 = nn.Conv2d(zc, c2, 1)
+        self.z_to1 = nn.Conv2d(zc, c1, 1)
+        self.level3 = _stack(c3, b3)
+        self.up2 = _up(c3, c2)
+        self.level2 = _stack(c2, max(b2, 1))
+        self.up1 = _up(c2, c1)
+        self.level1 = _stack(c1, max(b1, 1))
+        self.out = nn.Conv2d(c1, 3 * 4, 3, padding=1)
+
+    def forward(self, z: torch.Tensor, feats: tuple[torch.Tensor, ...]) -> torch.Tensor:
+        f1, f2, f3 = feats
+        x = self.level3(F.leaky_relu(self.z_in(torch.cat([z, f3], dim=1)), 0.1))
+        z2 = self.z_to2(F.interpolate(z, scale_factor=2, mode="bilinear", align_corners=False))
+        x = self.level2(F.leaky_relu(self.up2(x) + f2 + z2, 0.1))
+        z1 = self.z_to1(F.interpolate(z, scale_factor=4, mode="bilinear", align_corners=False))
+        x = self.level1(F.leaky_relu(self.up1(x) + f1 + z1, 0.1))
+        return F.pixel_shuffle(self.out(x), 2)  # (B, 3, H, W)
+
+
+class VAEEnhancer(
+    nn.Module,
+    PyTorchModelHubMixin,
+    library_name="vae-enhance",
+    tags=["image-restoration", "denoising", "super-resolution", "vae"],
+    pipeline_tag="image-to-image",
+    license="mit",
+):
+    """Conditional VAE for denoising (scale 1) and super-resolution (scale 2, 4).
+
+    Inputs are float RGB in [0, 1] (noisy inputs may leave that range), (B, 3, h, w); outputs are
+    (B, 3, h * scale, w * scale). `encode` runs once per photo; `decode` runs once per latent sample.
+    """
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        if isinstance(config, dict):  # the Hub mixin may hand back the JSON dict
+            config = ModelConfig.from_dict(config)
+        self.config = config
+        self.prior_net = PriorNet(config)
+        self.posterior_net = PosteriorNet(config)
+        self.decoder = Decoder(config)
+
+    def check_scale(self, scale: int) -> int:
+        if scale not in self.config.scales:
+            raise ValueError(f"scale must be one of {self.config.scales} for this model, got {scale!r}")
+        return int(scale)
+
+    def encode(self, lq: torch.Tensor, scale: int) -> Prior:
+        """Upsample lq to the output size, pad it to a multiple of 8 and run the prior network."""
+        scale = self.check_scale(scale)
+        h, w = lq.shape[-2] * scale, lq.shape[-1] * scale
+        base = lq if scale == 1 else F.interpolate(lq, scale_factor=scale, mode="bicubic", align_corners=False)
+        pad_h, pad_w = -h % MULTIPLE, -w % MULTIPLE
+        if pad_h or pad_w:
+            # Reflect needs the pad smaller than the side; replicate covers tiny images.
+            mode = "reflect" if pad_h < h and pad_w < w else "replicate"
+            base = F.pad(base, (0, pad_w, 0, pad_h), mode=mode)
+        index = torch.full((lq.shape[0],), SCALES.index(scale), device=lq.device, dtype=torch.long)
+        feats, dist = self.prior_net(base, index)
+        return Prior(base=base, feats=feats, dist=dist, size=(h, w))
+
+    def posterior(self, prior: Prior, hq: torch.Tensor) -> DiagonalGaussian:
+        """q(z | lq, hq) for training; hq is (B, 3, H, W) with H, W multiples of 8."""
+        return self.posterior_net(prior.base, hq, prior.feats[2])
+
+    def decode(self, prior: Prior, z: torch.Tensor) -> torch.Tensor:
+        """Restore from latent z, (N * B, latent, H/8, W/8); the prior's batch is repeated N times."""
+        repeats = z.shape[0] // prior.base.shape[0]
+        feats, base = prior.feats, prior.base
+        if repeats > 1:
+            feats = tuple(f.repeat(repeats, 1, 1, 1) for f in feats)
+            base = base.repeat(repeats, 1, 1, 1)
+        out = base + self.decoder(z, feats)
+        h, w = prior.size
+        return out[..., :h, :w]
+
+    def forward(
+        self, lq: torch.Tensor, scale: int = 1, temperature: float = 0.0, eps: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Deterministic restoration by default (z = prior mean); temperature > 0 draws with eps."""
+        prior = self.encode(lq, scale)
+        if temperature and eps is None:
+            eps = torch.randn_like(prior.dist.mean)
+        z = prior.dist.mean if not temperature else prior.dist.sample(eps, temperature)
+        return self.decode(prior, z)
