@@ -17,7 +17,7 @@ def list_images(root: str | Path) -> list[Path]:
     """Every image file below `root`, sorted, so that a split is the same on every machine."""
     root = Path(root)
     if not root.is_dir():
-        raise ValueError(f"--data {root}: no such folder; point it at a folder of training images")
+        raise ValueError(f"--data {root}: no such folder; point it at a folder of images")
     paths = sorted(p for p in root.rglob("*") if p.suffix.lower() in EXTENSIONS and p.is_file())
     if not paths:
         raise ValueError(f"--data {root}: no images ({', '.join(EXTENSIONS)}) found below it")

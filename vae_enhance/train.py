@@ -63,8 +63,8 @@ class TrainConfig:
             raise ValueError(f"--preset must be one of {sorted(PRESETS)}, got {self.preset!r}")
         if self.patch % 32 or self.patch < 32:
             raise ValueError(f"--patch must be a multiple of 32 (>= 32), got {self.patch}")
-        if self.steps < 1 or self.batch < 1:
-            raise ValueError("--steps and --batch must be at least 1")
+        if min(self.steps, self.batch, self.val_every, self.log_every, self.val_count) < 1:
+            raise ValueError("--steps, --batch, --val-every and --val-count must be at least 1")
         self.scales = tuple(int(s) for s in self.scales)
         if not set(self.scales) <= set(PRESETS[self.preset].scales):
             raise ValueError(f"--scales must be drawn from {PRESETS[self.preset].scales}")
@@ -201,6 +201,8 @@ def train(cfg: TrainConfig, model_config: ModelConfig | None = None, resume: boo
         opt.load_state_dict(ckpt["opt"])
         sched.load_state_dict(ckpt["sched"])
         crop_gen.set_state(ckpt["crop_gen"])
+        if "noise_gen" in ckpt:  # absent from checkpoints of older runs
+            noise_gen.set_state(ckpt["noise_gen"].cpu())
         start, best = ckpt["step"], ckpt["best"]
         if is_main:
             print(f"resumed from {ckpt_path} at step {start}")
@@ -227,6 +229,7 @@ def train(cfg: TrainConfig, model_config: ModelConfig | None = None, resume: boo
             "opt": opt.state_dict(),
             "sched": sched.state_dict(),
             "crop_gen": crop_gen.get_state(),
+            "noise_gen": noise_gen.get_state(),
             "step": step,
             "best": best,
             "config": model.config.to_dict(),

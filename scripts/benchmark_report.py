@@ -1,0 +1,157 @@
+"""Run the whole benchmark protocol on a model and write the tables, plots and crops under docs/.
+
+    python scripts/benchmark_report.py --eval ../shared/data/eval [--model DIR] [--out docs]
+
+Prints every table as it goes (each is what `vae-enhance eval` prints), then writes
+docs/benchmarks-measured.md, docs/psnr_vs_sigma.png, docs/quality_vs_time.png, docs/crops_*.png and
+metrics.json (the figures, machine-readable, for the model card) beside the weights.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import cv2
+import matplotlib
+import numpy as np
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+from vae_enhance.bench import median_seconds, test_photo  # noqa: E402
+from vae_enhance.evaluate import bicubic, evaluate, format_table, nl_means, noisy  # noqa: E402
+from vae_enhance.hub import BUNDLED, load_model  # noqa: E402
+from vae_enhance.image_io import from_float, read_image, to_float  # noqa: E402
+from vae_enhance.inference import enhance  # noqa: E402
+
+# Published figures (DESIGN.md), same protocol.
+PUBLISHED_DENOISE = {
+    "CBM3D": {"CBSD68": (33.52, 30.71, 27.38), "Kodak24": (34.28, 32.15, 28.46)},
+    "CDnCNN-B": {"CBSD68": (33.90, 31.24, 27.95), "Kodak24": (34.60, 32.14, 28.95)},
+    "FFDNet": {"CBSD68": (33.87, 31.21, 27.96), "Kodak24": (34.63, 32.13, 28.98)},
+    "DRUNet": {"CBSD68": (34.30, 31.69, 28.51), "Kodak24": (35.31, 32.89, 29.86)},
+}
+PUBLISHED_SR = {  # Set5 x2, Set14 x2, Set5 x4, Set14 x4
+    "bicubic": (33.66, 30.24, 28.42, 26.00),
+    "FSRCNN": (37.05, 32.66, 30.72, 27.61),
+    "VDSR": (37.53, 33.05, 31.35, 28.02),
+    "EDSR": (38.11, 33.92, 32.46, 28.80),
+}
+SIGMAS = (15, 25, 50)
+
+
+def run(eval_root: Path, model_src, task: str, data: str, **kw) -> dict:
+    args = SimpleNamespace(data=str(eval_root / data), task=task, model=model_src, device="cpu", tile=None,
+                           no_baseline=False, quiet=True, sigma=kw.get("sigma", 25.0), scale=kw.get("scale", 4))
+    rows = evaluate(args)
+    print(format_table(rows, args), flush=True)
+    return {k: float(np.mean([r[k] for r in rows])) for k in ("model", "baseline", "seconds")}
+
+
+def crops(eval_root: Path, model, out_dir: Path) -> None:
+    """Before/after crops: CBSD68 sigma 25 (noisy / NL-means / ours / clean), Set14 x4 (bicubic / ours / HR)."""
+    hq = to_float(read_image(sorted((eval_root / "CBSD68").glob("*.png"))[3]))[..., :3]
+    lq = noisy(hq, 25)
+    out = to_float(enhance(model, lq, 1))
+    y, x, s = hq.shape[0] // 2 - 64, hq.shape[1] // 2 - 64, 128
+    panels = [("noisy, sigma 25", lq), ("NL-means", nl_means(lq, 25)), ("vae-enhance", out), ("clean", hq)]
+    _save_panels(panels, (y, x, s), out_dir / "crops_denoise.png")
+    hq8 = from_float(to_float(read_image(eval_root / "Set14" / "comic.png"))[..., :3], np.uint8)
+    h, w = hq8.shape[0] // 4 * 4, hq8.shape[1] // 4 * 4
+    hq8 = hq8[:h, :w]
+    lq8 = bicubic(hq8, (w // 4, h // 4))
+    panels = [("bicubic x4", bicubic(lq8, (w, h))), ("vae-enhance x4", enhance(model, lq8, 4)), ("original", hq8)]
+    _save_panels([(t, to_float(p)) for t, p in panels], (h // 2 - 64, w // 2 - 64, 128), out_dir / "crops_sr_x4.png")
+
+
+def _save_panels(panels, box, path: Path) -> None:
+    y, x, s = box
+    fig, axes = plt.subplots(1, len(panels), figsize=(3 * len(panels), 3.3))
+    for ax, (title, img) in zip(axes, panels, strict=True):
+        ax.imshow(np.clip(img[y : y + s, x : x + s], 0, 1), interpolation="nearest")
+        ax.set_title(title, fontsize=10)
+        ax.axis("off")
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--eval", required=True, help="folder holding CBSD68, Kodak24, Set5, Set14")
+    parser.add_argument("--model", default=None, help="model folder (default: bundled weights)")
+    parser.add_argument("--out", default="docs", help="where the Markdown, plots and crops go")
+    args = parser.parse_args()
+    eval_root, out_dir = Path(args.eval), Path(args.out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    t0 = time.time()
+
+    denoise = {s: {d: run(eval_root, args.model, "denoise", d, sigma=s) for d in ("CBSD68", "Kodak24")} for s in SIGMAS}
+    sr = {(d, k): run(eval_root, args.model, "sr", d, scale=k) for k in (2, 4) for d in ("Set5", "Set14")}
+
+    model = load_model(args.model, device="cpu")
+    lq512 = test_photo(512, 512)
+    bgr = cv2.cvtColor(from_float(lq512, np.uint8), cv2.COLOR_RGB2BGR)
+    t_nlm = median_seconds(lambda: cv2.fastNlMeansDenoisingColored(bgr, None, 15, 15, 7, 21), 5)
+    t_ours = median_seconds(lambda: enhance(model, lq512, 1), 5)
+
+    metrics = {
+        "CBSD68": {f"denoise_sigma{s}": round(denoise[s]["CBSD68"]["model"], 2) for s in SIGMAS},
+        "Kodak24": {f"denoise_sigma{s}": round(denoise[s]["Kodak24"]["model"], 2) for s in SIGMAS},
+        "Set5": {f"sr_x{k}": round(sr[("Set5", k)]["model"], 2) for k in (2, 4)},
+        "Set14": {f"sr_x{k}": round(sr[("Set14", k)]["model"], 2) for k in (2, 4)},
+        "cpu_512_denoise_seconds": round(t_ours, 3),
+        "cpu_512_nlmeans_seconds": round(t_nlm, 3),
+    }
+    weights_dir = Path(args.model) if args.model else BUNDLED
+    (weights_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+
+    lines = ["# Measured benchmark figures", "", f"Model: `{weights_dir}`. Written by `scripts/benchmark_report.py`.", ""]
+    lines += ["## Denoising, RGB PSNR (dB), sigma 15 / 25 / 50", "", "| method | CBSD68 | Kodak24 |", "| --- | --- | --- |"]
+    for name, key in (("OpenCV NL-means (h = sigma), measured", "baseline"), ("**vae-enhance**, measured", "model")):
+        cells = [" / ".join(f"{denoise[s][d][key]:.2f}" for s in SIGMAS) for d in ("CBSD68", "Kodak24")]
+        lines.append(f"| {name} | {cells[0]} | {cells[1]} |")
+    for name, sets in PUBLISHED_DENOISE.items():
+        lines.append(f"| {name} (published) | " + " | ".join(" / ".join(f"{v:.2f}" for v in sets[d]) for d in ("CBSD68", "Kodak24")) + " |")
+    lines += ["", "## Super-resolution, Y-PSNR (dB)", "", "| method | Set5 x2 | Set14 x2 | Set5 x4 | Set14 x4 |", "| --- | --- | --- | --- | --- |"]
+    order = [("Set5", 2), ("Set14", 2), ("Set5", 4), ("Set14", 4)]
+    lines.append("| bicubic, measured | " + " | ".join(f"{sr[o]['baseline']:.2f}" for o in order) + " |")
+    lines.append("| **vae-enhance**, measured | " + " | ".join(f"{sr[o]['model']:.2f}" for o in order) + " |")
+    for name, vals in PUBLISHED_SR.items():
+        lines.append(f"| {name} (published) | " + " | ".join(f"{v:.2f}" for v in vals) + " |")
+    lines += ["", "## CPU time, 512x512 denoise (this machine, same run)", "",
+              f"vae-enhance {t_ours:.3f} s, OpenCV NL-means {t_nlm:.3f} s: ratio {t_ours / t_nlm:.2f}.", ""]
+    (out_dir / "benchmarks-measured.md").write_text("\n".join(lines) + "\n")
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.plot(SIGMAS, [denoise[s]["CBSD68"]["model"] for s in SIGMAS], "o-", lw=2, label="vae-enhance (measured)")
+    ax.plot(SIGMAS, [denoise[s]["CBSD68"]["baseline"] for s in SIGMAS], "s-", label="OpenCV NL-means (measured)")
+    for name in ("CBM3D", "CDnCNN-B", "DRUNet"):
+        ax.plot(SIGMAS, PUBLISHED_DENOISE[name]["CBSD68"], "--", alpha=0.7, label=f"{name} (published)")
+    ax.set(xlabel="noise sigma (0-255)", ylabel="PSNR (dB)", title="CBSD68 colour denoising")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(out_dir / "psnr_vs_sigma.png", dpi=100)
+    plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.scatter([t_nlm], [denoise[25]["CBSD68"]["baseline"]], s=60, marker="s", label="OpenCV NL-means")
+    ax.scatter([t_ours], [denoise[25]["CBSD68"]["model"]], s=60, label="vae-enhance")
+    ax.set(xlabel="CPU seconds, 512x512 (2 threads)", ylabel="CBSD68 PSNR, sigma 25 (dB)", title="Quality against CPU time")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(out_dir / "quality_vs_time.png", dpi=100)
+    plt.close(fig)
+
+    crops(eval_root, model, out_dir)
+    print(f"\nwrote {out_dir}/benchmarks-measured.md, plots, crops and {weights_dir}/metrics.json in {time.time() - t0:.0f} s")
+
+
+if __name__ == "__main__":
+    main()

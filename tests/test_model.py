@@ -1,0 +1,138 @@
+"""The network and its config: shapes, KL of the latent Gaussians, determinism and validation."""
+
+import json
+
+import pytest
+import torch
+from torch.distributions import Normal, kl_divergence
+
+from vae_enhance.config import PRESETS, ModelConfig
+from vae_enhance.model import LOGVAR_RANGE, DiagonalGaussian, VAEEnhancer
+
+
+def _gaussian(gen, shape, spread=3.0):
+    return DiagonalGaussian(torch.randn(shape, generator=gen) * spread, torch.randn(shape, generator=gen) * spread)
+
+
+@pytest.mark.parametrize("scale", [1, 2, 4])
+def test_kl_of_posterior_against_prior_is_finite_and_non_negative(tiny_model, scale):
+    gen = torch.Generator().manual_seed(scale)
+    lq = torch.rand((2, 3, 32 // scale, 48 // scale), generator=gen)
+    hq = torch.rand((2, 3, 32, 48), generator=gen)
+    with torch.no_grad():
+        prior = tiny_model.encode(lq, scale)
+        kl = tiny_model.posterior(prior, hq).kl(prior.dist)
+    assert kl.shape == (2, tiny_model.config.latent_channels, 4, 6)
+    assert torch.isfinite(kl).all()
+    assert kl.min() > -1e-5
+
+
+def test_kl_matches_torch_and_is_zero_against_itself():
+    gen = torch.Generator().manual_seed(0)
+    p, q = _gaussian(gen, (3, 4, 5, 6)), _gaussian(gen, (3, 4, 5, 6))
+    kl = p.kl(q)
+    assert torch.isfinite(kl).all() and kl.min() > -1e-5
+    expected = kl_divergence(Normal(p.mean, p.std), Normal(q.mean, q.std))
+    torch.testing.assert_close(kl, expected, rtol=1e-4, atol=1e-4)
+    assert p.kl(p).abs().max() < 1e-5
+
+
+def test_logvar_is_clamped_so_std_stays_finite():
+    g = DiagonalGaussian(torch.zeros(4), torch.tensor([-1e4, -20.0, 20.0, 1e4]))
+    assert g.logvar.min() == LOGVAR_RANGE[0] and g.logvar.max() == LOGVAR_RANGE[1]
+    assert torch.isfinite(g.std).all() and (g.std > 0).all()
+    assert torch.isfinite(g.kl(DiagonalGaussian(torch.ones(4), torch.zeros(4)))).all()
+
+
+def test_sample_is_mean_plus_scaled_noise():
+    gen = torch.Generator().manual_seed(1)
+    g = _gaussian(gen, (2, 3), spread=1.0)
+    eps = torch.randn((2, 3), generator=gen)
+    torch.testing.assert_close(g.sample(eps, temperature=0.0), g.mean)
+    torch.testing.assert_close(g.sample(eps, temperature=0.5), g.mean + 0.5 * g.std * eps)
+
+
+@pytest.mark.parametrize("scale", [1, 2, 4])
+@pytest.mark.parametrize("size", [(13, 29), (1, 1), (8, 8)])
+def test_forward_shape_any_size(tiny_model, scale, size):
+    lq = torch.rand((2, 3, *size), generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        out = tiny_model(lq, scale)
+    assert out.shape == (2, 3, size[0] * scale, size[1] * scale)
+    assert torch.isfinite(out).all()
+
+
+def test_forward_temperature_zero_is_deterministic_and_eps_is_used(tiny_model):
+    gen = torch.Generator().manual_seed(0)
+    lq = torch.rand((1, 3, 16, 24), generator=gen)
+    with torch.no_grad():
+        a, b = tiny_model(lq, 1), tiny_model(lq, 1)
+        prior = tiny_model.encode(lq, 1)
+        eps = torch.randn(prior.dist.mean.shape, generator=gen)
+        sampled = tiny_model(lq, 1, temperature=1.0, eps=eps)
+        expected = tiny_model.decode(prior, prior.dist.mean + prior.dist.std * eps)
+    assert torch.equal(a, b)
+    torch.testing.assert_close(sampled, expected)
+    assert (sampled - a).abs().max() > 1e-4
+
+
+def test_batch_items_are_independent(tiny_model):
+    lq = torch.rand((3, 3, 16, 16), generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        together = tiny_model(lq, 2)
+        alone = tiny_model(lq[1:2], 2)
+    torch.testing.assert_close(together[1:2], alone, rtol=1e-5, atol=1e-5)
+
+
+def test_decode_repeats_prior_for_several_samples(tiny_model):
+    lq = torch.rand((1, 3, 16, 16), generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        prior = tiny_model.encode(lq, 1)
+        z = torch.randn((3, *prior.dist.mean.shape[1:]), generator=torch.Generator().manual_seed(4))
+        many = tiny_model.decode(prior, z)
+        one = tiny_model.decode(prior, z[2:3])
+    assert many.shape == (3, 3, 16, 16)
+    torch.testing.assert_close(many[2:3], one, rtol=1e-5, atol=1e-5)
+
+
+def test_check_scale():
+    model = VAEEnhancer(
+        ModelConfig(widths=(4, 4, 4), blocks=(0, 0, 0), latent_channels=1, posterior_width=4, scales=(1, 2))
+    )
+    assert model.check_scale(2) == 2
+    for bad in (3, 4):
+        with pytest.raises(ValueError, match="scale must be one of"):
+            model.check_scale(bad)
+
+
+def test_config_json_round_trip_gives_equal_hashable_config():
+    cfg = PRESETS["tiny"]
+    back = ModelConfig.from_dict(json.loads(json.dumps(cfg.to_dict())))
+    assert back == cfg and hash(back) == hash(cfg)
+    assert isinstance(back.widths, tuple)
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"format_version": 999}, "format_version 999"),
+        ({"widths": (8, 8)}, "widths"),
+        ({"widths": (8, 0, 8)}, "widths"),
+        ({"blocks": (0, -1, 0)}, "blocks"),
+        ({"latent_channels": 0}, "latent_channels"),
+        ({"scales": (1, 3)}, "scales"),
+        ({"scales": ()}, "scales"),
+    ],
+)
+def test_config_validation(changes, message):
+    with pytest.raises(ValueError, match=message):
+        ModelConfig(**{**PRESETS["tiny"].to_dict(), **changes})
+
+
+def test_config_rejects_unknown_fields():
+    with pytest.raises(ValueError, match="unknown fields"):
+        ModelConfig.from_dict({**PRESETS["tiny"].to_dict(), "attention": True})
+
+
+def test_model_accepts_config_dict():
+    assert VAEEnhancer(PRESETS["tiny"].to_dict()).config == PRESETS["tiny"]

@@ -1,0 +1,154 @@
+"""Training: the data pipeline, a tiny CLI run and what it writes, --resume, and torchrun with 2 CPU processes."""
+
+import csv
+import json
+import math
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from conftest import REPO, TRAIN_ARGS, photo
+
+import vae_enhance as ve
+from vae_enhance.cli import main
+from vae_enhance.config import PRESETS
+from vae_enhance.data import CropSampler, list_images, load_images, load_rgb8, split
+from vae_enhance.train import TrainConfig
+
+
+def _log_rows(out):
+    with (out / "log.csv").open() as f:
+        return list(csv.DictReader(f))
+
+
+def test_run_writes_everything(trained_dir):
+    for name in ("config.json", "model.safetensors", "log.csv", "curves.png", "checkpoint.pt", "train_config.json"):
+        assert (trained_dir / name).is_file(), name
+    assert json.loads((trained_dir / "train_config.json").read_text())["steps"] == 4
+    curves = ve.read_image(trained_dir / "curves.png")
+    assert curves.ndim == 3 and min(curves.shape[:2]) > 100
+
+
+def test_log_has_per_channel_kl_and_validation(trained_dir):
+    rows = _log_rows(trained_dir)
+    latent = PRESETS["tiny"].latent_channels
+    assert [int(r["step"]) for r in rows] == [2, 4]
+    for row in rows:
+        for key in ["loss", "kl", "val_score", "val_denoise25", "val_x2", "val_x4"] + [
+            f"kl_c{c}" for c in range(latent)
+        ]:
+            assert math.isfinite(float(row[key])), key
+        assert float(row["kl_c0"]) >= 0
+
+
+def test_trained_model_loads_and_enhances(trained_dir):
+    model = ve.load_model(trained_dir, device="cpu")
+    assert model.config == PRESETS["tiny"]
+    img = photo(np.random.default_rng(1), 20, 24)
+    assert ve.enhance(model, img, 2).shape == (40, 48, 3)
+
+
+def test_resume_continues_from_the_checkpoint(trained_dir, train_data, tmp_path, capsys):
+    out = tmp_path / "resumed"
+    shutil.copytree(trained_dir, out)
+    before = torch.load(out / "checkpoint.pt", weights_only=False)
+    assert before["step"] == 4
+    code = main(["train", "--data", str(train_data), "--out", str(out), "--steps", "6", "--resume", *TRAIN_ARGS])
+    assert code == 0
+    assert "at step 4" in capsys.readouterr().out
+    after = torch.load(out / "checkpoint.pt", weights_only=False)
+    assert after["step"] == 6
+    assert not torch.equal(after["model"]["decoder.out.weight"], before["model"]["decoder.out.weight"])
+    assert [int(r["step"]) for r in _log_rows(out)] == [2, 4, 6]  # appended, header kept
+    ve.load_model(out, device="cpu")
+
+
+def test_torchrun_two_cpu_processes(train_data, tmp_path):
+    out = tmp_path / "ddp"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--standalone", "-m", "vae_enhance",
+           "train", "--data", str(train_data), "--out", str(out), "--steps", "4", *TRAIN_ARGS]  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO), "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert (out / "model.safetensors").is_file()
+    ve.load_model(out, device="cpu")
+
+
+def test_list_images_is_recursive_sorted_and_filtered(make_folder):
+    root = make_folder("data", count=2)
+    nested = make_folder("data/sub/deeper", count=1)
+    (root / "notes.txt").write_text("not an image")
+    found = list_images(root)
+    assert found == sorted(found) and len(found) == 3
+    assert nested / "img0.png" in found
+
+
+def test_list_images_errors(tmp_path):
+    with pytest.raises(ValueError, match="no such folder"):
+        list_images(tmp_path / "missing")
+    with pytest.raises(ValueError, match="no images"):
+        list_images(tmp_path)
+
+
+def test_split_is_deterministic_and_disjoint(make_folder):
+    paths = list_images(make_folder(count=6))
+    train, val = split(paths, 2, seed=3)
+    assert (train, val) == split(paths, 2, seed=3)
+    assert len(val) == 2 and sorted(train + val) == paths
+    assert len(split(paths, 100)[0]) == 1  # always keeps one image to train on
+    with pytest.raises(ValueError, match="at least 2"):
+        split(paths[:1], 1)
+
+
+@pytest.mark.parametrize("shape", [(10, 12), (10, 12, 4)])
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
+def test_load_rgb8(tmp_path, shape, dtype):
+    img = np.random.default_rng(0).integers(0, np.iinfo(dtype).max + 1, shape, dtype=dtype)
+    ve.write_image(tmp_path / "x.png", img)
+    t = load_rgb8(tmp_path / "x.png")
+    assert t.dtype == torch.uint8 and t.shape == (3, 10, 12)
+
+
+def test_load_images_skips_unreadable_and_small(make_folder):
+    root = make_folder(count=2, size=(40, 40))
+    (root / "broken.png").write_bytes(b"not a png")
+    ve.write_image(root / "small.png", np.zeros((20, 40, 3), np.uint8))
+    images = load_images(list_images(root), 32, torch.device("cpu"))
+    assert [im.shape for im in images] == [(3, 40, 40)] * 2
+    with pytest.raises(ValueError, match="--patch"):
+        load_images(list_images(root), 64, torch.device("cpu"))
+
+
+def test_crop_sampler_is_seeded(make_folder):
+    images = load_images(list_images(make_folder(count=2, size=(40, 50))), 32, torch.device("cpu"))
+
+    def crops(seed):
+        return CropSampler(images, 32, torch.Generator().manual_seed(seed)).sample(4)
+
+    a = crops(0)
+    assert a.shape == (4, 3, 32, 32) and a.dtype == torch.float32
+    assert a.min() >= 0 and a.max() <= 1
+    assert torch.equal(a, crops(0)) and not torch.equal(a, crops(1))
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"patch": 48}, "--patch"),
+        ({"preset": "huge"}, "--preset"),
+        ({"steps": 0}, "--steps"),
+        ({"scales": (3,)}, "--scales"),
+    ],
+)
+def test_train_config_validation(changes, message):
+    with pytest.raises(ValueError, match=message):
+        TrainConfig(data="d", out="o", **changes)
+
+
+def test_train_config_rejects_val_every_zero():
+    with pytest.raises(ValueError, match="--val-every"):
+        TrainConfig(data="d", out="o", val_every=0)
