@@ -6,6 +6,7 @@ import os
 
 # No network for the Hub client, and one thread per process: the suite shares 2 cores with other work.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import sys  # noqa: E402

@@ -3,9 +3,31 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from vae_enhance.config import PRESETS
+from vae_enhance.hub import BUNDLED, MODEL_ENV, parse_source
+
+
+def _model_source(text: str) -> str:
+    """--model value: checked here, split into repo id and revision by load_model."""
+    try:
+        parse_source(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+    return text
+
+
+def _add_model_option(p) -> None:
+    p.add_argument(
+        "--model",
+        type=_model_source,
+        default=os.environ.get(MODEL_ENV) or None,
+        metavar="SOURCE",
+        help=f"model folder, or Hub repo USER/NAME[@REVISION] (pin a commit sha); default: ${MODEL_ENV} if set, "
+        "else the bundled weights",
+    )
 
 
 def _add_train(sub) -> None:
@@ -49,7 +71,7 @@ def _add_enhance(sub) -> None:
     p.add_argument(
         "--tile", type=int, default=None, help="tile size in input pixels (0 = off); lower it if out of memory"
     )
-    p.add_argument("--model", default=None, help="model folder or Hub repo id (default: bundled weights)")
+    _add_model_option(p)
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     p.add_argument("--format", default="png", choices=("png", "tif", "jpg", "webp"), help="output format")
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
@@ -66,7 +88,7 @@ def _add_eval(sub) -> None:
     p.add_argument("--task", choices=("denoise", "sr"), required=True)
     p.add_argument("--sigma", type=float, default=25.0, help="noise level on the 0-255 scale (denoise)")
     p.add_argument("--scale", type=int, choices=(2, 4), default=4, help="upscaling factor (sr)")
-    p.add_argument("--model", default=None, help="model folder or Hub repo id (default: bundled weights)")
+    _add_model_option(p)
     p.add_argument("--device", default=None)
     p.add_argument("--tile", type=int, default=None)
     p.add_argument("--no-baseline", action="store_true", help="skip the classical baseline (faster)")
@@ -79,11 +101,29 @@ def _add_bench(sub) -> None:
         help="measure CPU/GPU speed and memory beside OpenCV non-local means",
         description="Speed and memory figures of the benchmark protocol; the baseline is timed in the same run.",
     )
-    p.add_argument("--model", default=None, help="model folder or Hub repo id (default: bundled weights)")
+    _add_model_option(p)
     p.add_argument("--image", default=None, help="photo to time on (default: a synthetic noisy photo)")
     p.add_argument("--size", type=int, default=512, help="side of the synthetic photo (default 512)")
     p.add_argument("--runs", type=int, default=5, help="timed runs per method; the median is shown")
     p.add_argument("--skip-memory", action="store_true", help="skip the 3840x2160 peak-memory probe")
+
+
+def _add_push(sub) -> None:
+    p = sub.add_parser(
+        "push",
+        help="publish weights to the Hugging Face Hub",
+        description="Create the Hub model repo if needed and commit config.json, model.safetensors and a model card "
+        "generated from metrics.json beside the weights. Log in first (`hf auth login`) or set HF_TOKEN. "
+        "Prints the commit sha to pin.",
+    )
+    p.add_argument("--repo-id", required=True, help="USER/NAME or ORG/NAME of the model repo")
+    p.add_argument(
+        "--weights",
+        default=str(BUNDLED),
+        help="folder with config.json and model.safetensors (default: the bundled weights)",
+    )
+    p.add_argument("--private", action="store_true", help="create the repo private (an existing repo keeps its own)")
+    p.add_argument("--message", default=None, help="commit message (default: names the weights' sha256)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -93,6 +133,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_enhance(sub)
     _add_eval(sub)
     _add_bench(sub)
+    _add_push(sub)
     return parser
 
 
@@ -144,9 +185,17 @@ def _cmd_bench(args) -> int:
     return 0
 
 
+def _cmd_push(args) -> int:
+    from vae_enhance.push import format_result, push
+
+    print(format_result(push(args.repo_id, args.weights, private=args.private, commit_message=args.message)))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    command = {"train": _cmd_train, "enhance": _cmd_enhance, "eval": _cmd_eval, "bench": _cmd_bench}[args.command]
+    commands = {"train": _cmd_train, "enhance": _cmd_enhance, "eval": _cmd_eval, "bench": _cmd_bench, "push": _cmd_push}
+    command = commands[args.command]
     try:
         return command(args)
     except KeyboardInterrupt:
