@@ -57,13 +57,15 @@ def test_resume_continues_from_the_checkpoint(trained_dir, train_data, tmp_path,
     shutil.copytree(trained_dir, out)
     before = torch.load(out / "checkpoint.pt", weights_only=False)
     assert before["step"] == 4
+    with (out / "log.csv").open("a") as f:  # a row logged after the checkpoint, as an interrupted run leaves
+        f.write("5" + "," * (len(_log_rows(out)[0]) - 1) + "\n")
     code = main(["train", "--data", str(train_data), "--out", str(out), "--steps", "6", "--resume", *TRAIN_ARGS])
     assert code == 0
     assert "at step 4" in capsys.readouterr().out
     after = torch.load(out / "checkpoint.pt", weights_only=False)
     assert after["step"] == 6
     assert not torch.equal(after["model"]["decoder.out.weight"], before["model"]["decoder.out.weight"])
-    assert [int(r["step"]) for r in _log_rows(out)] == [2, 4, 6]  # appended, header kept
+    assert [int(r["step"]) for r in _log_rows(out)] == [2, 4, 6]  # rows past the checkpoint dropped, header kept
     ve.load_model(out, device="cpu")
 
 

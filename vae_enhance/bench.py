@@ -72,6 +72,20 @@ def cpu_speed(source, lq: np.ndarray, runs: int) -> list[tuple[str, float]]:
     return rows
 
 
+def preset_speed(lq: np.ndarray, runs: int) -> list[tuple[str, int, float]]:
+    """(preset, parameters, seconds) for each model shape with random weights: the speed side of the
+    architecture trade-off, independent of training."""
+    from vae_enhance.config import PRESETS
+    from vae_enhance.model import VAEEnhancer
+
+    rows = []
+    for name, config in PRESETS.items():
+        model = VAEEnhancer(config).eval().requires_grad_(False)
+        params = sum(p.numel() for p in model.parameters())
+        rows.append((name, params, median_seconds(lambda m=model: enhance(m, lq, 1), runs)))
+    return rows
+
+
 def peak_memory(source, h: int, w: int) -> dict:
     """Peak RSS (MB) of a fresh process that loads the model and denoises an h x w photo on the CPU."""
     code = _MEMORY_PROBE.format(source=None if source is None else str(source), h=h, w=w)
@@ -107,6 +121,14 @@ def run_bench(args) -> str:
         "| --- | --- | --- |",
     ]
     lines += [f"| {name} | {sec:.3f} | {sec / base:.2f} |" for name, sec in rows]
+    if args.presets:
+        lines += [
+            "\nModel shapes (random weights), same image",
+            "| preset | parameters | seconds | time / NL-means |",
+            "| --- | --- | --- | --- |",
+        ]
+        for name, params, sec in preset_speed(lq, args.runs):
+            lines.append(f"| {name} | {params / 1e6:.2f} M | {sec:.3f} | {sec / base:.2f} |")
     if not args.skip_memory:
         mem = peak_memory(args.model, 2160, 3840)
         lines.append(f"\nCPU memory, denoise 3840x2160 (fresh process): peak RSS {mem['peak_rss_mb']:.0f} MB")

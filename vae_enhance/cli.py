@@ -106,6 +106,7 @@ def _add_bench(sub) -> None:
     p.add_argument("--size", type=int, default=512, help="side of the synthetic photo (default 512)")
     p.add_argument("--runs", type=int, default=5, help="timed runs per method; the median is shown")
     p.add_argument("--skip-memory", action="store_true", help="skip the 3840x2160 peak-memory probe")
+    p.add_argument("--presets", action="store_true", help="also time every preset's model shape (random weights)")
 
 
 def _add_push(sub) -> None:

@@ -218,9 +218,15 @@ def train(cfg: TrainConfig, model_config: ModelConfig | None = None, resume: boo
     fields += [f"kl_c{c}" for c in range(latent)] + ["val_denoise25", "val_x2", "val_x4", "val_score"]
     if is_main:
         (out_dir / "train_config.json").write_text(json.dumps(asdict(cfg), indent=2))
-        if not (resume and log_path.exists()):
-            with log_path.open("w", newline="") as f:
-                csv.DictWriter(f, fields).writeheader()
+        if resume and log_path.exists():
+            # Rows past the checkpoint are replayed after a resume: keep the log one curve.
+            rows = [r for r in csv.DictReader(log_path.open()) if int(r["step"]) <= start]
+        else:
+            rows = []
+        with log_path.open("w", newline="") as f:
+            writer = csv.DictWriter(f, fields)
+            writer.writeheader()
+            writer.writerows(rows)
 
     def save_checkpoint(step: int) -> None:
         state = {
