@@ -149,8 +149,10 @@ if st.button(label, key="enhance", type="primary"):
         bar.empty()
         result.update(key=run_key, seconds=time.perf_counter() - t0, device=device_text, token=time.time_ns())
         st.session_state["result"] = result
-    except (ValueError, MemoryError) as err:
+    except (ValueError, MemoryError, torch.OutOfMemoryError) as err:
         message = str(err) if isinstance(err, ValueError) else "out of memory: try a smaller photo or scale"
+        if isinstance(err, torch.OutOfMemoryError):
+            message = "out of GPU memory: try a smaller photo or scale"
         st.error(f"Could not {label.lower()}: {message}")
     finally:
         ah.release_memory()
@@ -258,7 +260,7 @@ with variations_tab:
                 "about": f"{n} samples, temperature {temperature:g}, seed {int(seed)}, "
                 f"{time.perf_counter() - t0:.1f} s on {device_text}",
             }
-        except (ValueError, MemoryError) as err:
+        except (ValueError, MemoryError, torch.OutOfMemoryError) as err:
             st.error(f"Could not draw variations: {err}")
         finally:
             ah.release_memory()
@@ -300,7 +302,7 @@ with latent_tab:
             (photo_id, scale, model_key, mode, sigma, lq_for_latent.shape, zoom_center),
             lambda: ah.latent_maps(model, lq_for_latent, scale),
         )
-    except (ValueError, MemoryError) as err:
+    except (ValueError, MemoryError, torch.OutOfMemoryError) as err:
         st.error(f"Could not compute the latent maps: {err}")
     else:
         c = maps.mean.shape[0]

@@ -17,25 +17,24 @@ import torch
 
 from vae_enhance.evaluate import bicubic, nl_means, noisy
 from vae_enhance.hub import BUNDLED
-from vae_enhance.image_io import encode_image, from_float, to_float
-from vae_enhance.inference import OVERLAP_OUTPUT, enhance
+from vae_enhance.image_io import encode_image, from_float, max_pixels_setting, to_float
+from vae_enhance.inference import enhance
 from vae_enhance.metrics import psnr, psnr_y, ssim
 from vae_enhance.model import MULTIPLE, VAEEnhancer
-from vae_enhance.tiling import tile_grid
 
 TASKS = {"Denoise": 1, "Upscale x2": 2, "Upscale x4": 4}
 UPLOAD_TYPES = ["png", "jpg", "jpeg", "webp", "tif", "tiff", "bmp", "gif"]
 
 # Memory plan for Streamlit Community Cloud (about 1 GB per app): the process itself (Python, torch,
 # Streamlit, the model) takes about 350 MB, so the photo, its result and the work in flight share the rest.
-MAX_INPUT_PIXELS = 40_000_000  # decoding limit: a 40 MP RGB photo is 120 MB as uint8
+# Decoding limit: a 40 MP RGB photo is 120 MB as uint8. VAE_ENHANCE_MAX_PIXELS (the package's limit,
+# see image_io.max_pixels_setting) lowers it; the app never goes above 40 MP.
+MAX_INPUT_PIXELS = min(40_000_000, max_pixels_setting())
 MAX_OUTPUT_PIXELS = 50_000_000  # a 12 MP photo upscaled x2 (48 MP, 144 MB as uint8) still fits
 # Tile side in output pixels. Measured on a 12 MP photo (2 cores): 768 took 45 s and 330 MB above the
 # photo itself, 512 took 64 s and 190 MB; inside Streamlit's threads the gap grows (malloc arenas), so
 # the app takes the smaller tile and stays well inside 1 GB.
 TILE_OUTPUT = 512
-# Context kept around each tile, in output pixels: the core's own (inference.OVERLAP_OUTPUT).
-TILE_OVERLAP_OUTPUT = OVERLAP_OUTPUT
 # Variations (n full-resolution samples) and latent maps run on a window of at most this side, in output
 # pixels, around the zoom centre; a whole 12 MP photo times 8 samples would not fit in memory.
 REGION_OUTPUT = 768
@@ -75,10 +74,6 @@ def check_output_size(shape: tuple[int, ...], scale: int, limit: int = MAX_OUTPU
         )
 
 
-def _round_up(value: int, multiple: int) -> int:
-    return -(-value // multiple) * multiple
-
-
 def enhance_tiled(
     model: VAEEnhancer,
     img: np.ndarray,
@@ -86,27 +81,9 @@ def enhance_tiled(
     progress: Progress | None = None,
     tile_output: int = TILE_OUTPUT,
 ) -> np.ndarray:
-    """ve.enhance(model, img, scale, tile=tile_output // scale), assembled in the input's dtype.
-
-    The core's tiling gathers a float32 result for the whole photo (576 MB for a 48 MP one) before
-    converting it; here each tile goes through ve.enhance on its own (same tiles, same context, so
-    the same pixels) and is pasted into a preallocated array of the input's dtype. Only one tile's
-    floats are alive at a time. progress(fraction) is called after each tile.
-    """
-    h, w = img.shape[:2]
-    tile = _round_up(max(tile_output // scale, MULTIPLE), MULTIPLE)
-    overlap = _round_up(_round_up(TILE_OVERLAP_OUTPUT, scale) // scale, MULTIPLE)
-    cores = tile_grid(h, w, tile)
-    out = np.empty((h * scale, w * scale, *img.shape[2:]), dtype=img.dtype)
-    for i, (y0, y1, x0, x1) in enumerate(cores):
-        py0, px0 = max(y0 - overlap, 0), max(x0 - overlap, 0)
-        py1, px1 = min(y1 + overlap, h), min(x1 + overlap, w)
-        piece = enhance(model, img[py0:py1, px0:px1], scale, tile=0)
-        s = scale
-        out[y0 * s : y1 * s, x0 * s : x1 * s] = piece[(y0 - py0) * s : (y1 - py0) * s, (x0 - px0) * s : (x1 - px0) * s]
-        if progress:
-            progress((i + 1) / len(cores))
-    return out
+    """ve.enhance with the app's smaller tiles (memory plan above); progress(fraction) after each tile."""
+    report = (lambda done, total: progress(done / total)) if progress else None
+    return enhance(model, img, scale, tile=max(tile_output // scale, MULTIPLE), progress=report)
 
 
 def release_memory() -> None:

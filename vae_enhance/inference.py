@@ -2,6 +2,9 @@
 
 Both are pure functions of a read-only model, so one loaded model serves many threads at once.
 Gray is processed as RGB and averaged back; alpha bypasses the network (resized bicubically for SR).
+Memory: the photo is read tile by tile and each restored tile goes straight into the result in its
+final dtype, so the peak is one tile's activations plus the result, never a full-size float copy.
+The result's size is checked against the pixel limit (VAE_ENHANCE_MAX_PIXELS) before any work.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from vae_enhance.image_io import ImageError, check_image, from_float, to_float
+from vae_enhance.image_io import ImageError, check_image, check_pixels, from_float, to_float
 from vae_enhance.model import MULTIPLE, VAEEnhancer
 from vae_enhance.tiling import tiled
 
@@ -38,59 +41,81 @@ def _check_args(model: VAEEnhancer, scale, tile, temperature, n: int = 1) -> Non
         raise ValueError(f"n must be a whole number of samples from 1 to 64, got {n!r}")
 
 
-def _split(img: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-    """(H, W, 3) float RGB and the float alpha (H, W) or None; float input stays unclipped."""
-    flt = to_float(img)
-    if flt.ndim == 2:
-        return np.repeat(flt[..., None], 3, axis=2), None
-    if flt.shape[2] == 4:
-        return flt[..., :3], flt[..., 3]
-    return flt, None
+def _network_input(img: np.ndarray) -> torch.Tensor:
+    """(1, 3, H, W) view of the photo's colour channels in its own dtype; tiles are made float one by one.
+
+    A view, not a full-size float copy: a 12 MP photo would otherwise cost 144 MB per copy. Gray is
+    expanded to three identical channels.
+    """
+    if not img.flags.writeable:  # torch cannot view a read-only array (e.g. np.asarray of a Pillow image)
+        img = img.copy()
+    t = torch.from_numpy(img)
+    if img.ndim == 2:
+        return t[None, None].expand(1, 3, -1, -1)
+    return t[..., :3].permute(2, 0, 1)[None]
 
 
-def _merge(rgb: np.ndarray, alpha: np.ndarray | None, like: np.ndarray) -> np.ndarray:
-    """Back to the input's layout and dtype; rgb (..., H, W, 3) float, alpha (H, W) at output size."""
-    if like.ndim == 2:
-        out = rgb.mean(axis=-1)
-    elif alpha is not None:
-        out = np.concatenate([rgb, np.broadcast_to(alpha[..., None], (*rgb.shape[:-1], 1))], axis=-1)
-    else:
-        out = rgb
-    return from_float(out, like.dtype)
+def _tile_to_float(piece: torch.Tensor) -> torch.Tensor:
+    """A tile of the photo as float32 on [0, 1], through image_io.to_float (numpy's arithmetic).
+
+    Always a fresh C-order array: strides left over from a view (or ambiguous ones, for 1-pixel
+    sides) can send the convolutions down another path with last-bit differences.
+    """
+    return torch.from_numpy(np.array(to_float(piece.numpy()), np.float32, order="C"))
 
 
-def _resize_alpha(alpha: np.ndarray | None, scale: int) -> np.ndarray | None:
-    if alpha is None or scale == 1:
-        return alpha
-    t = torch.from_numpy(np.ascontiguousarray(alpha))[None, None]
-    return F.interpolate(t, scale_factor=scale, mode="bicubic", align_corners=False)[0, 0].clamp(0, 1).numpy()
+def _alpha(img: np.ndarray, scale: int) -> np.ndarray | None:
+    """The alpha channel at the output size, already in the photo's dtype; None without alpha."""
+    if img.ndim == 2 or img.shape[2] != 4:
+        return None
+    if scale == 1:
+        return np.clip(img[..., 3], 0, 1) if img.dtype == np.float32 else img[..., 3]
+    alpha = torch.from_numpy(np.ascontiguousarray(to_float(img[..., 3])))[None, None]
+    alpha = F.interpolate(alpha, scale_factor=scale, mode="bicubic", align_corners=False)[0, 0].clamp_(0, 1)
+    if img.dtype == np.float32:
+        return alpha.numpy()
+    # from_float's arithmetic, in place: one full-size float buffer instead of four
+    top, dtype = (255.0, torch.uint8) if img.dtype == np.uint8 else (65535.0, torch.uint16)
+    return alpha.mul_(top).round_().to(dtype).numpy()
 
 
 def _restore(
     model: VAEEnhancer,
-    rgb: np.ndarray,
+    img: np.ndarray,
     scale: int,
     n: int,
     temperature: float,
     seed: int,
     tile: int | None,
     progress: Progress | None,
-) -> torch.Tensor:
-    """(n, 3, H*scale, W*scale) float on the CPU; n samples share one prior pass per tile."""
+    with_std: bool,
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """n restorations (n, H', W'[, C]) in the photo's layout and dtype, and their spread (H', W') or None.
+
+    Each tile is converted to the final dtype as soon as it is decoded and written into the
+    preallocated result, so no full-size float copy of the output ever exists. The n samples of a tile
+    share one prior pass.
+    """
     param = next(model.parameters())
     device, dtype = param.device, param.dtype  # bf16 is an opt-in of load_model
-    lq = torch.from_numpy(np.ascontiguousarray(rgb.transpose(2, 0, 1)))[None]  # (1, 3, H, W)
+    lq = _network_input(img)  # (1, 3, H, W), the photo's dtype
     h, w = lq.shape[-2:]
+    out_h, out_w = h * scale, w * scale
+    out = np.empty((n, out_h, out_w, *img.shape[2:]), img.dtype)
+    alpha = _alpha(img, scale)
+    if alpha is not None:
+        out[..., 3] = alpha
+    std = np.empty((out_h, out_w), np.float32) if with_std else None
     eps = None
     if temperature > 0:
         # Noise for the whole latent grid, drawn once on the CPU: tiles slice it, so tiled samples
         # match untiled ones and a seed gives the same photo on any device.
-        grid = (-(-h * scale // MULTIPLE), -(-w * scale // MULTIPLE))
+        grid = (-(-out_h // MULTIPLE), -(-out_w // MULTIPLE))
         gen = torch.Generator().manual_seed(int(seed))
         eps = torch.randn((n, model.config.latent_channels, *grid), generator=gen)
 
     def run(piece: torch.Tensor, origin: tuple[int, int]) -> torch.Tensor:
-        prior = model.encode(piece.to(device, dtype), scale)
+        prior = model.encode(_tile_to_float(piece).to(device, dtype), scale)
         mean = prior.dist.mean
         if eps is None:
             z = mean.expand(n, -1, -1, -1)
@@ -100,10 +125,21 @@ def _restore(
             z = prior.dist.sample(noise, temperature)
         return model.decode(prior, z).float()
 
+    def paste(centre: torch.Tensor, box: tuple[int, int, int, int]) -> None:
+        y0, y1, x0, x1 = box  # centre: (n, 3, y1 - y0, x1 - x0) float, unclipped
+        rgb = centre.permute(0, 2, 3, 1).numpy()
+        if img.ndim == 2:
+            out[:, y0:y1, x0:x1] = from_float(rgb.mean(axis=-1), img.dtype)
+        else:
+            out[:, y0:y1, x0:x1, :3] = from_float(rgb, img.dtype)
+        if std is not None:
+            std[y0:y1, x0:x1] = centre.clamp(0, 1).std(dim=0, unbiased=False).mean(dim=0).numpy()
+
     if tile is None:
         tile = max(TILE_OUTPUT // scale, MULTIPLE)
     with torch.inference_mode():
-        return tiled(run, lq, scale, tile, overlap=OVERLAP_OUTPUT // scale, align=MULTIPLE, progress=progress)
+        tiled(run, lq, scale, tile, overlap=OVERLAP_OUTPUT // scale, align=MULTIPLE, progress=progress, paste=paste)
+    return out, std
 
 
 def enhance(
@@ -124,9 +160,10 @@ def enhance(
     """
     img = check_image(img)
     _check_args(model, scale, tile, temperature)
-    rgb, alpha = _split(img)
-    out = _restore(model, rgb, scale, 1, float(temperature), seed, tile, progress)[0]
-    return _merge(out.permute(1, 2, 0).numpy(), _resize_alpha(alpha, scale), img)
+    size = (img.shape[0] * scale, img.shape[1] * scale)
+    check_pixels(*size, "the result", advice="use a smaller scale or a smaller photo")
+    out, _ = _restore(model, img, scale, 1, float(temperature), seed, tile, progress, with_std=False)
+    return out[0]
 
 
 def variations(
@@ -147,11 +184,9 @@ def variations(
     """
     img = check_image(img)
     _check_args(model, scale, tile, temperature, n)
-    rgb, alpha = _split(img)
-    out = _restore(model, rgb, scale, n, float(temperature), seed, tile, progress)  # (n, 3, H', W')
-    std = out.clamp(0, 1).std(dim=0, unbiased=False).mean(dim=0).numpy().astype(np.float32)
-    samples = _merge(out.permute(0, 2, 3, 1).numpy(), _resize_alpha(alpha, scale), img)
-    return samples, std
+    size = (img.shape[0] * scale, img.shape[1] * scale)
+    check_pixels(*size, "the result", count=n, advice="use fewer samples, a smaller scale or a smaller photo")
+    return _restore(model, img, scale, n, float(temperature), seed, tile, progress, with_std=True)
 
 
 __all__ = ["enhance", "variations", "ImageError"]
