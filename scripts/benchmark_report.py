@@ -26,7 +26,8 @@ from vae_enhance.bench import median_seconds, test_photo  # noqa: E402
 from vae_enhance.evaluate import bicubic, evaluate, format_table, nl_means, noisy  # noqa: E402
 from vae_enhance.hub import BUNDLED, load_model  # noqa: E402
 from vae_enhance.image_io import from_float, read_image, to_float  # noqa: E402
-from vae_enhance.inference import enhance  # noqa: E402
+from vae_enhance.inference import enhance, variations  # noqa: E402
+from vae_enhance.metrics import psnr_y  # noqa: E402
 
 # Published figures (DESIGN.md), same protocol.
 PUBLISHED_DENOISE = {
@@ -45,11 +46,48 @@ SIGMAS = (15, 25, 50)
 
 
 def run(eval_root: Path, model_src, task: str, data: str, **kw) -> dict:
-    args = SimpleNamespace(data=str(eval_root / data), task=task, model=model_src, device="cpu", tile=None,
-                           no_baseline=False, quiet=True, sigma=kw.get("sigma", 25.0), scale=kw.get("scale", 4))
+    args = SimpleNamespace(
+        data=str(eval_root / data),
+        task=task,
+        model=model_src,
+        device="cpu",
+        tile=None,
+        no_baseline=False,
+        quiet=True,
+        sigma=kw.get("sigma", 25.0),
+        scale=kw.get("scale", 4),
+    )
     rows = evaluate(args)
     print(format_table(rows, args), flush=True)
     return {k: float(np.mean([r[k] for r in rows])) for k in ("model", "baseline", "seconds")}
+
+
+def variation_stats(eval_root: Path, model, n: int = 8, scale: int = 4) -> dict:
+    """Set5 x4, n samples at temperature 1: mean per-pixel std (0-255) and the worst drop in Y-PSNR of a
+    sample below the temperature-0 output, per image and overall."""
+    stds, drops = [], []
+    for path in sorted((eval_root / "Set5").glob("*.png")):
+        hq8 = from_float(to_float(read_image(path))[..., :3], np.uint8)
+        h, w = hq8.shape[0] // scale * scale, hq8.shape[1] // scale * scale
+        hq8 = hq8[:h, :w]
+        lq8 = bicubic(hq8, (w // scale, h // scale))
+        ref = _tensor(hq8)
+        best = psnr_y(_tensor(enhance(model, lq8, scale)), ref, border=scale).item()
+        samples, std = variations(model, lq8, n=n, scale=scale, temperature=1.0, seed=0)
+        scores = [psnr_y(_tensor(s), ref, border=scale).item() for s in samples]
+        stds.append(float(std.mean()) * 255)
+        drops.append(best - min(scores))
+        print(
+            f"{path.stem}: T=0 {best:.2f} dB, samples {min(scores):.2f}..{max(scores):.2f} dB, "
+            f"mean std {stds[-1]:.2f}/255"
+        )
+    return {"mean_std_255": float(np.mean(stds)), "max_drop_db": float(max(drops))}
+
+
+def _tensor(img8: np.ndarray):
+    import torch
+
+    return torch.from_numpy(to_float(img8).transpose(2, 0, 1).copy())[None].double()
 
 
 def crops(eval_root: Path, model, out_dir: Path) -> None:
@@ -99,6 +137,7 @@ def main() -> None:
     t_nlm = median_seconds(lambda: cv2.fastNlMeansDenoisingColored(bgr, None, 15, 15, 7, 21), 5)
     t_ours = median_seconds(lambda: enhance(model, lq512, 1), 5)
 
+    var = variation_stats(eval_root, model)
     metrics = {
         "CBSD68": {f"denoise_sigma{s}": round(denoise[s]["CBSD68"]["model"], 2) for s in SIGMAS},
         "Kodak24": {f"denoise_sigma{s}": round(denoise[s]["Kodak24"]["model"], 2) for s in SIGMAS},
@@ -106,25 +145,59 @@ def main() -> None:
         "Set14": {f"sr_x{k}": round(sr[("Set14", k)]["model"], 2) for k in (2, 4)},
         "cpu_512_denoise_seconds": round(t_ours, 3),
         "cpu_512_nlmeans_seconds": round(t_nlm, 3),
+        "variations_set5_x4_mean_std_255": round(var["mean_std_255"], 2),
+        "variations_set5_x4_max_drop_db": round(var["max_drop_db"], 2),
     }
     weights_dir = Path(args.model) if args.model else BUNDLED
     (weights_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
 
-    lines = ["# Measured benchmark figures", "", f"Model: `{weights_dir}`. Written by `scripts/benchmark_report.py`.", ""]
-    lines += ["## Denoising, RGB PSNR (dB), sigma 15 / 25 / 50", "", "| method | CBSD68 | Kodak24 |", "| --- | --- | --- |"]
+    lines = [
+        "# Measured benchmark figures",
+        "",
+        f"Model: `{weights_dir}`. Written by `scripts/benchmark_report.py`.",
+        "",
+    ]
+    lines += [
+        "## Denoising, RGB PSNR (dB), sigma 15 / 25 / 50",
+        "",
+        "| method | CBSD68 | Kodak24 |",
+        "| --- | --- | --- |",
+    ]
     for name, key in (("OpenCV NL-means (h = sigma), measured", "baseline"), ("**vae-enhance**, measured", "model")):
         cells = [" / ".join(f"{denoise[s][d][key]:.2f}" for s in SIGMAS) for d in ("CBSD68", "Kodak24")]
         lines.append(f"| {name} | {cells[0]} | {cells[1]} |")
     for name, sets in PUBLISHED_DENOISE.items():
-        lines.append(f"| {name} (published) | " + " | ".join(" / ".join(f"{v:.2f}" for v in sets[d]) for d in ("CBSD68", "Kodak24")) + " |")
-    lines += ["", "## Super-resolution, Y-PSNR (dB)", "", "| method | Set5 x2 | Set14 x2 | Set5 x4 | Set14 x4 |", "| --- | --- | --- | --- | --- |"]
+        lines.append(
+            f"| {name} (published) | "
+            + " | ".join(" / ".join(f"{v:.2f}" for v in sets[d]) for d in ("CBSD68", "Kodak24"))
+            + " |"
+        )
+    lines += [
+        "",
+        "## Super-resolution, Y-PSNR (dB)",
+        "",
+        "| method | Set5 x2 | Set14 x2 | Set5 x4 | Set14 x4 |",
+        "| --- | --- | --- | --- | --- |",
+    ]
     order = [("Set5", 2), ("Set14", 2), ("Set5", 4), ("Set14", 4)]
     lines.append("| bicubic, measured | " + " | ".join(f"{sr[o]['baseline']:.2f}" for o in order) + " |")
     lines.append("| **vae-enhance**, measured | " + " | ".join(f"{sr[o]['model']:.2f}" for o in order) + " |")
     for name, vals in PUBLISHED_SR.items():
         lines.append(f"| {name} (published) | " + " | ".join(f"{v:.2f}" for v in vals) + " |")
-    lines += ["", "## CPU time, 512x512 denoise (this machine, same run)", "",
-              f"vae-enhance {t_ours:.3f} s, OpenCV NL-means {t_nlm:.3f} s: ratio {t_ours / t_nlm:.2f}.", ""]
+    lines += [
+        "",
+        "## CPU time, 512x512 denoise (this machine, same run)",
+        "",
+        f"vae-enhance {t_ours:.3f} s, OpenCV NL-means {t_nlm:.3f} s: ratio {t_ours / t_nlm:.2f}.",
+        "",
+    ]
+    lines += [
+        "## Variations, Set5 x4, 8 samples, temperature 1",
+        "",
+        f"Mean per-pixel standard deviation {var['mean_std_255']:.2f}/255; the worst sample is "
+        f"{var['max_drop_db']:.2f} dB below the temperature-0 output (Y-PSNR).",
+        "",
+    ]
     (out_dir / "benchmarks-measured.md").write_text("\n".join(lines) + "\n")
 
     fig, ax = plt.subplots(figsize=(6, 4))
@@ -142,7 +215,9 @@ def main() -> None:
     fig, ax = plt.subplots(figsize=(6, 4))
     ax.scatter([t_nlm], [denoise[25]["CBSD68"]["baseline"]], s=60, marker="s", label="OpenCV NL-means")
     ax.scatter([t_ours], [denoise[25]["CBSD68"]["model"]], s=60, label="vae-enhance")
-    ax.set(xlabel="CPU seconds, 512x512 (2 threads)", ylabel="CBSD68 PSNR, sigma 25 (dB)", title="Quality against CPU time")
+    ax.set(
+        xlabel="CPU seconds, 512x512 (2 threads)", ylabel="CBSD68 PSNR, sigma 25 (dB)", title="Quality against CPU time"
+    )
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
@@ -150,7 +225,10 @@ def main() -> None:
     plt.close(fig)
 
     crops(eval_root, model, out_dir)
-    print(f"\nwrote {out_dir}/benchmarks-measured.md, plots, crops and {weights_dir}/metrics.json in {time.time() - t0:.0f} s")
+    print(
+        f"\nwrote {out_dir}/benchmarks-measured.md, plots, crops and {weights_dir}/metrics.json "
+        f"in {time.time() - t0:.0f} s"
+    )
 
 
 if __name__ == "__main__":
