@@ -17,7 +17,7 @@ import torch
 
 from vae_enhance.evaluate import bicubic, nl_means, noisy
 from vae_enhance.hub import BUNDLED
-from vae_enhance.image_io import encode_image, from_float, max_pixels_setting, to_float
+from vae_enhance.image_io import encode_image, from_float, max_pixels_setting, to_float, to_rgb_float
 from vae_enhance.inference import enhance
 from vae_enhance.metrics import psnr, psnr_y, ssim
 from vae_enhance.model import MULTIPLE, VAEEnhancer
@@ -218,14 +218,6 @@ def uncertainty_heatmap(std: np.ndarray) -> tuple[np.ndarray, float]:
     return colorize(std, "inferno", 0.0, top), top
 
 
-def _rgb_float(img: np.ndarray) -> np.ndarray:
-    """float32 RGB (H, W, 3) of any layout; gray is repeated, alpha dropped, float left unclipped."""
-    flt = to_float(img)
-    if flt.ndim == 2:
-        flt = np.repeat(flt[..., None], 3, axis=2)
-    return flt[..., :3]
-
-
 def _tensor(rgb: np.ndarray) -> torch.Tensor:
     """(H, W, 3) float -> (1, 3, H, W) float32 tensor."""
     return torch.from_numpy(np.ascontiguousarray(rgb.transpose(2, 0, 1), dtype=np.float32))[None]
@@ -243,7 +235,7 @@ def latent_maps(model: VAEEnhancer, img: np.ndarray, scale: int) -> LatentMaps:
     """Run the prior network once on img (pass a region() of a large photo) and return its Gaussian."""
     param = next(model.parameters())
     with torch.inference_mode():
-        dist = model.encode(_tensor(_rgb_float(img)).to(param.device, param.dtype), scale).dist
+        dist = model.encode(_tensor(to_rgb_float(img)).to(param.device, param.dtype), scale).dist
         return LatentMaps(mean=dist.mean[0].float().cpu().numpy(), std=dist.std[0].float().cpu().numpy())
 
 
@@ -288,7 +280,7 @@ def simulate(img: np.ndarray, sigma: float, scale: int, side: int = SIMULATE_SID
     """
     if sigma < 0 or (sigma == 0 and scale == 1):
         raise ValueError("nothing to restore: set a noise level above 0, or choose an upscaling task")
-    rgb = _rgb_float(img)
+    rgb = to_rgb_float(img)
     y0, y1, x0, x1 = region_box(rgb.shape[:2], (0.5, 0.5), side, multiple=scale)
     hq = np.clip(rgb[y0:y1, x0:x1], 0.0, 1.0)
     h, w = hq.shape[:2]
@@ -318,7 +310,7 @@ def baselines(sim: Simulation) -> dict[str, np.ndarray]:
 
 def score(out: np.ndarray, hq: np.ndarray, scale: int) -> tuple[float, float]:
     """(PSNR dB, SSIM) by the benchmark protocol: RGB PSNR for denoising, Y-PSNR with a border for SR."""
-    out_t, hq_t = _tensor(np.clip(_rgb_float(out), 0.0, 1.0)).double(), _tensor(hq).double()
+    out_t, hq_t = _tensor(np.clip(to_rgb_float(out), 0.0, 1.0)).double(), _tensor(hq).double()
     border = scale if scale > 1 else 0
     value = psnr_y(out_t, hq_t, border=border) if scale > 1 else psnr(out_t, hq_t)
     return float(value), float(ssim(out_t.float(), hq_t.float(), border=border))

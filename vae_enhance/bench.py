@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from vae_enhance.hub import load_model
-from vae_enhance.image_io import from_float, read_image, to_float
+from vae_enhance.image_io import from_float, read_image, to_rgb_float
 from vae_enhance.inference import enhance
 
 _MEMORY_PROBE = """
@@ -112,7 +112,7 @@ def run_bench(args) -> str:
     """Measure and format every figure as Markdown."""
     lines = [f"threads: {torch.get_num_threads()}, torch {torch.__version__}, OpenCV {cv2.__version__}"]
     lq = read_image(args.image) if args.image else test_photo(args.size, args.size)
-    lq = to_float(lq)[..., :3] if lq.ndim == 3 else np.repeat(to_float(lq)[..., None], 3, axis=2)
+    lq = to_rgb_float(lq)
     rows = cpu_speed(args.model, lq, args.runs)
     base = rows[0][1]
     lines += [

@@ -19,17 +19,9 @@ from PIL import Image
 
 from vae_enhance.data import list_images
 from vae_enhance.hub import load_model
-from vae_enhance.image_io import from_float, read_image, to_float
+from vae_enhance.image_io import from_float, read_image, to_float, to_rgb_float
 from vae_enhance.inference import enhance
 from vae_enhance.metrics import psnr, psnr_y
-
-
-def _rgb(img: np.ndarray) -> np.ndarray:
-    """Any read_image result as float32 RGB (H, W, 3) in [0, 1]."""
-    img = to_float(img)
-    if img.ndim == 2:
-        img = np.repeat(img[..., None], 3, axis=2)
-    return img[..., :3]
 
 
 def _t(img: np.ndarray) -> torch.Tensor:
@@ -59,7 +51,7 @@ def evaluate(args) -> list[dict]:
     model = load_model(args.model, device=args.device)
     rows = []
     for path in list_images(args.data):
-        hq = _rgb(read_image(path))
+        hq = to_rgb_float(read_image(path))
         row = {"image": Path(path).stem, "size": f"{hq.shape[1]}x{hq.shape[0]}"}
         if args.task == "denoise":
             lq = noisy(hq, args.sigma)

@@ -334,6 +334,14 @@ def to_float(img: np.ndarray) -> np.ndarray:
     return img.astype(np.float32, copy=False)
 
 
+def to_rgb_float(img: np.ndarray) -> np.ndarray:
+    """float32 RGB (H, W, 3) of any layout: gray repeated, alpha dropped, float left unclipped."""
+    flt = to_float(img)
+    if flt.ndim == 2:
+        flt = np.repeat(flt[..., None], 3, axis=2)
+    return flt[..., :3]
+
+
 def from_float(img: np.ndarray, dtype: np.dtype) -> np.ndarray:
     """float on [0, 1] -> dtype, clipped and rounded."""
     img = np.clip(img, 0.0, 1.0)
