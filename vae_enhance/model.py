@@ -180,6 +180,10 @@ class VAEEnhancer(
         self.posterior_net = PosteriorNet(config)
         self.decoder = Decoder(config)
 
+    def inference_parameters(self) -> list[nn.Parameter]:
+        """The parameters that run at inference: everything but the training-only posterior network."""
+        return [*self.prior_net.parameters(), *self.decoder.parameters()]
+
     def check_scale(self, scale: int) -> int:
         if scale not in self.config.scales:
             raise ValueError(f"scale must be one of {self.config.scales} for this model, got {scale!r}")
