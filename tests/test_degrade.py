@@ -1,4 +1,5 @@
-"""Training degradations: seeded reproducibility, no input mutation, PIL-matching bicubic, noise levels."""
+"""Training degradations: seeded reproducibility, no input mutation, PIL-matching bicubic, noise levels,
+and the real-photo noise (camera pipeline, correlated, 8-bit, JPEG)."""
 
 import numpy as np
 import pytest
@@ -6,7 +7,20 @@ import torch
 from conftest import photo
 from PIL import Image
 
-from vae_enhance.degrade import SIGMA_MAX, add_noise, degrade, downscale, gaussian_blur, jpeg, sample_sigma
+from vae_enhance.degrade import (
+    SIGMA_MAX,
+    Degradation,
+    add_noise,
+    camera_noise,
+    correlated_noise,
+    degrade,
+    downscale,
+    gaussian_blur,
+    jpeg,
+    sample_sigma,
+)
+
+REAL = Degradation(camera_fraction=0.4, correlated_fraction=0.3, jpeg_fraction=0.5, blur_max=1.0)
 
 
 def _batch(seed=0, shape=(3, 3, 64, 64)):
@@ -19,10 +33,13 @@ def _gen(seed):
 
 # Every random degradation as a function of (hq, generator).
 RANDOM_OPS = {
-    "degrade_x1": lambda x, g: degrade(x, 1, g),
-    "degrade_x2_blur_jpeg": lambda x, g: degrade(x, 2, g, blur_max=2.0, jpeg_fraction=0.5),
-    "degrade_x4": lambda x, g: degrade(x, 4, g),
+    "degrade_x1": lambda x, g: degrade(x, 1, g)[0],
+    "degrade_x1_real": lambda x, g: degrade(x, 1, g, REAL)[0],
+    "degrade_x2_real": lambda x, g: degrade(x, 2, g, REAL)[0],
+    "degrade_x4": lambda x, g: degrade(x, 4, g)[0],
     "add_noise": lambda x, g: add_noise(x, torch.full((x.shape[0],), 0.1), g),
+    "camera_noise": lambda x, g: camera_noise(x, g),
+    "correlated_noise": lambda x, g: correlated_noise(x, torch.full((x.shape[0],), 0.1), g),
 }
 
 
@@ -40,6 +57,7 @@ ALL_OPS = {
     "downscale_x1": lambda x, g: downscale(x, 1),
     "blur": lambda x, g: gaussian_blur(x, torch.tensor([0.0, 1.0, 2.0])),
     "jpeg": lambda x, g: jpeg(x, torch.tensor([30.0, 60.0, 90.0])),
+    "degrade_x2_blur": lambda x, g: degrade(x, 2, g, Degradation(blur_max=2.0))[0],
 }
 
 
@@ -52,9 +70,89 @@ def test_inputs_are_not_mutated(op):
     assert out.data_ptr() != hq.data_ptr()
 
 
+@pytest.mark.parametrize("mix", [Degradation(), REAL], ids=["gaussian", "real"])
 @pytest.mark.parametrize("scale", [1, 2, 4])
-def test_degrade_shape(scale):
-    assert degrade(_batch(), scale, _gen(0)).shape == (3, 3, 64 // scale, 64 // scale)
+def test_degrade_shape_and_level(scale, mix):
+    hq = _batch(shape=(6, 3, 64, 64))
+    lq, level = degrade(hq, scale, _gen(0), mix)
+    assert lq.shape == (6, 3, 64 // scale, 64 // scale) and level.shape == (6,)
+    assert (level >= 0).all() and torch.isfinite(lq).all()
+    if mix.blur_max == 0:  # the level is the RMS of what was added after the downscale
+        expected = (lq - downscale(hq, scale)).square().mean(dim=(1, 2, 3)).sqrt()
+        torch.testing.assert_close(level, expected)
+
+
+def test_white_gaussian_level_is_its_sigma():
+    hq = torch.full((400, 3, 32, 32), 0.5)
+    lq, level = degrade(hq, 1, _gen(0), Degradation(clean_fraction=0.0))
+    sigma = (lq - hq).flatten(1).std(dim=1)
+    torch.testing.assert_close(level, sigma, atol=0.01, rtol=0.02)
+    assert level.max() <= SIGMA_MAX * 1.1 and level.min() < 0.1 * SIGMA_MAX  # covers the range
+
+
+def test_sr_noise_respects_clean_fraction_and_ceiling():
+    hq = _batch(shape=(200, 3, 32, 32))
+    mix = Degradation(sr_clean_fraction=0.7, sr_sigma_max=10 / 255)
+    _, level = degrade(hq, 2, _gen(0), mix)
+    assert 0.6 < (level == 0).float().mean() < 0.8
+    assert level.max() <= 11 / 255
+
+
+def test_camera_noise_depends_on_the_signal_and_is_correlated():
+    """Real sensor noise grows with the signal in raw, and demosaicing correlates neighbours and channels."""
+    gen = _gen(0)
+    dark, bright = torch.full((64, 3, 32, 32), 0.05), torch.full((64, 3, 32, 32), 0.6)
+    state = gen.get_state()
+    n_dark = camera_noise(dark, gen)
+    gen.set_state(state)
+    n_bright = camera_noise(bright, gen)
+    # Same cameras: in sRGB the tone curve lifts the shadows' noise, but it is not the same level.
+    assert not torch.allclose(n_dark.std(), n_bright.std(), rtol=0.1)
+    x = n_bright
+    horizontal = (x[..., :, 1:] * x[..., :, :-1]).mean() / x.var()
+    across = (x[:, 0] * x[:, 1]).mean() / (x[:, 0].std() * x[:, 1].std())
+    assert horizontal > 0.2  # white noise: about 0
+    assert across.abs() > 0.1
+
+
+def test_camera_noise_needs_even_sides():
+    with pytest.raises(ValueError, match="even"):
+        camera_noise(_batch(shape=(1, 3, 31, 32)), _gen(0))
+
+
+def test_correlated_noise_has_the_requested_std_and_is_correlated():
+    noise = correlated_noise(torch.zeros(4, 3, 64, 64), torch.tensor([0.02, 0.05, 0.1, 0.2]), _gen(0))
+    torch.testing.assert_close(noise.flatten(1).square().mean(1).sqrt(), torch.tensor([0.02, 0.05, 0.1, 0.2]))
+    assert ((noise[..., 1:, :] * noise[..., :-1, :]).mean() / noise.var()) > 0.3
+
+
+def test_real_mix_gives_8_bit_inputs_where_noise_is_camera_like():
+    hq = _batch(shape=(32, 3, 32, 32))
+    lq, _ = degrade(hq, 1, _gen(0), Degradation(camera_fraction=0.5, correlated_fraction=0.5))
+    assert torch.equal(lq, torch.round(lq * 255) / 255) and lq.min() >= 0 and lq.max() <= 1
+
+
+def test_jpeg_takes_any_size():
+    img = torch.from_numpy(photo(np.random.default_rng(0), 24, 40).transpose(2, 0, 1)).float()[None] / 255
+    img = img.repeat(2, 1, 1, 1)
+    out = jpeg(img, torch.tensor([50.0, 95.0]))
+    assert out.shape == img.shape
+    errors = (out - img).abs().flatten(1).mean(dim=1)
+    assert 0 < errors[1] < errors[0] < 0.1  # lossy, and less so at a higher quality
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"camera_fraction": 1.5}, "camera_fraction"),
+        ({"camera_fraction": 0.6, "correlated_fraction": 0.6}, "at most 1"),
+        ({"sr_sigma_max": 1.0}, "sr_sigma_max"),
+        ({"blur_max": -1.0}, "blur_max"),
+    ],
+)
+def test_degradation_validation(changes, message):
+    with pytest.raises(ValueError, match=message):
+        Degradation(**changes)
 
 
 @pytest.mark.parametrize("scale", [2, 4])

@@ -37,11 +37,17 @@ def test_kl_matches_torch_and_is_zero_against_itself():
     assert p.kl(p).abs().max() < 1e-5
 
 
-def test_logvar_is_clamped_so_std_stays_finite():
-    g = DiagonalGaussian(torch.zeros(4), torch.tensor([-1e4, -20.0, 20.0, 1e4]))
-    assert g.logvar.min() == LOGVAR_RANGE[0] and g.logvar.max() == LOGVAR_RANGE[1]
+def test_logvar_is_softly_bounded_so_std_stays_finite_and_gradients_flow():
+    low, high = LOGVAR_RANGE
+    raw = torch.tensor([-1e4, -20.0, low, -1.0, 0.0, 1.0, high, 20.0, 1e4], requires_grad=True)
+    g = DiagonalGaussian(torch.zeros(9), raw)
+    assert g.logvar.min() >= low - 1e-4 and g.logvar.max() <= high + 1e-4
+    torch.testing.assert_close(g.logvar[[0, 8]], torch.tensor([low, high]))
+    torch.testing.assert_close(g.logvar[3:6], raw[3:6], atol=0.01, rtol=0)  # well inside: unchanged
+    g.logvar[1:8].sum().backward()
+    assert (raw.grad[1:8] > 0).all()  # a hard clamp gives no gradient at -20 and 20
     assert torch.isfinite(g.std).all() and (g.std > 0).all()
-    assert torch.isfinite(g.kl(DiagonalGaussian(torch.ones(4), torch.zeros(4)))).all()
+    assert torch.isfinite(g.kl(DiagonalGaussian(torch.ones(9), torch.zeros(9)))).all()
 
 
 def test_sample_is_mean_plus_scaled_noise():

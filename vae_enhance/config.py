@@ -4,8 +4,12 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+# Versions this release reads: version 1 configs lack the fields added in 2 and get their defaults,
+# which rebuild the version-1 network exactly.
+READABLE_VERSIONS = (1, 2)
 SCALES = (1, 2, 4)
+LATENT_STRIDES = (4, 8)
 
 
 @dataclass(frozen=True)
@@ -15,9 +19,12 @@ class ModelConfig:
     widths:         channels at 1/2, 1/4 and 1/8 of the working resolution (the pixel-unshuffle stem
                     starts at 1/2, so no convolution runs at full resolution).
     blocks:         residual blocks per level in the prior network (the decoder mirrors it).
-    latent_channels: channels of the spatial latent z, which lives at 1/8 resolution.
+    latent_channels: channels of the spatial latent z.
+    latent_stride:  z lives at 1/latent_stride of the working resolution: 8, or 4 for finer detail.
     posterior_width: channels of the posterior network q(z | lq, hq), used in training only.
     scales:         the scales this model was trained for (1 = denoise, 2 and 4 = super-resolve).
+    noise_input:    the model takes an optional noise level (the strength control); without one it
+                    judges the noise itself (blind), as every model without this input does.
     format_version: bumped whenever the weights layout changes; loading refuses unknown versions.
     """
 
@@ -26,16 +33,18 @@ class ModelConfig:
     latent_channels: int = 4
     posterior_width: int = 32
     scales: tuple[int, ...] = SCALES
+    latent_stride: int = 8
+    noise_input: bool = False
     format_version: int = FORMAT_VERSION
 
     def __post_init__(self) -> None:
         # JSON gives lists back; keep tuples so configs compare and hash.
         for name in ("widths", "blocks", "scales"):
             object.__setattr__(self, name, tuple(int(v) for v in getattr(self, name)))
-        if self.format_version != FORMAT_VERSION:
+        if self.format_version not in READABLE_VERSIONS:
             raise ValueError(
                 f"model config has format_version {self.format_version}, this vae-enhance reads "
-                f"version {FORMAT_VERSION}: upgrade vae-enhance or re-export the weights"
+                f"versions {READABLE_VERSIONS}: upgrade vae-enhance or re-export the weights"
             )
         if len(self.widths) != 3 or min(self.widths) < 1:
             raise ValueError(f"widths must be three positive channel counts, got {self.widths}")
@@ -45,6 +54,10 @@ class ModelConfig:
             raise ValueError("latent_channels and posterior_width must be at least 1")
         if not self.scales or not set(self.scales) <= set(SCALES):
             raise ValueError(f"scales must be a non-empty subset of {SCALES}, got {self.scales}")
+        if self.latent_stride not in LATENT_STRIDES:
+            raise ValueError(f"latent_stride must be one of {LATENT_STRIDES}, got {self.latent_stride}")
+        if not isinstance(self.noise_input, bool):
+            raise ValueError(f"noise_input must be true or false, got {self.noise_input!r}")
 
     def to_dict(self) -> dict:
         return asdict(self)

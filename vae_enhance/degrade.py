@@ -1,20 +1,72 @@
 """Degradations that turn clean batches (hq) into training inputs (lq), on whatever device hq is on.
 
 Every function takes its randomness from a torch.Generator on hq's device and returns a new tensor;
-inputs are never modified. Images are float (B, 3, H, W) in [0, 1].
+inputs are never modified. Images are float (B, 3, H, W) in [0, 1]; noise levels are on that scale.
+
+Three kinds of noise, mixed per image (`Degradation` sets the mix):
+- white Gaussian, unclipped: the benchmarks' noise;
+- a simulated camera: the photo is taken back to linear raw through a random white balance and colour
+  matrix, shot and read noise are added to the Bayer mosaic, and the mosaic is demosaiced and processed
+  forward again. The noise this leaves in sRGB depends on the signal, and is correlated across
+  neighbouring pixels (demosaicing) and across channels (the colour matrix), as in real photos;
+- Gaussian noise blurred and mixed across channels: the residue of in-camera noise reduction.
+Camera and correlated noise end in an 8-bit quantisation and, for some images, a JPEG round trip.
 """
 
 from __future__ import annotations
 
-import kornia
+import math
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 
 SIGMA_MAX = 55.0 / 255.0
 
 
+@dataclass(frozen=True)
+class Degradation:
+    """The mix of training degradations; every fraction is a per-image probability.
+
+    clean_fraction:      denoising inputs left without noise (JPEG may still apply).
+    sr_clean_fraction:   super-resolution inputs without noise.
+    sr_sigma_max:        the noise ceiling of super-resolution inputs (0-1 scale).
+    camera_fraction:     noisy inputs with simulated camera noise ...
+    correlated_fraction: ... and with blurred, colour-mixed Gaussian noise; the rest is white Gaussian.
+    jpeg_fraction:       inputs other than white Gaussian that go through JPEG at quality 30-95.
+    blur_max:            Gaussian blur sigma, in pixels, before downscaling (uniform from 0; 0 = none).
+    """
+
+    clean_fraction: float = 0.05
+    sr_clean_fraction: float = 0.5
+    sr_sigma_max: float = SIGMA_MAX
+    camera_fraction: float = 0.0
+    correlated_fraction: float = 0.0
+    jpeg_fraction: float = 0.0
+    blur_max: float = 0.0
+
+    def __post_init__(self) -> None:
+        for name in ("clean_fraction", "sr_clean_fraction", "camera_fraction", "correlated_fraction", "jpeg_fraction"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
+        if self.camera_fraction + self.correlated_fraction > 1.0:
+            raise ValueError("camera_fraction + correlated_fraction must be at most 1")
+        if not 0.0 <= self.sr_sigma_max <= SIGMA_MAX:
+            raise ValueError(f"sr_sigma_max must be in [0, {SIGMA_MAX:.3f}], got {self.sr_sigma_max}")
+        if self.blur_max < 0:
+            raise ValueError(f"blur_max must be >= 0, got {self.blur_max}")
+
+
 def _uniform(shape, low: float, high: float, generator: torch.Generator, like: torch.Tensor) -> torch.Tensor:
     return low + (high - low) * torch.rand(shape, generator=generator, device=like.device, dtype=like.dtype)
+
+
+def _chance(batch: int, p: float, generator: torch.Generator, like: torch.Tensor) -> torch.Tensor:
+    return torch.rand((batch,), generator=generator, device=like.device) < p
+
+
+def _per_image(x: torch.Tensor) -> torch.Tensor:
+    return x[:, None, None, None]
 
 
 def downscale(hq: torch.Tensor, scale: int) -> torch.Tensor:
@@ -34,50 +86,138 @@ def downscale(hq: torch.Tensor, scale: int) -> torch.Tensor:
 
 def gaussian_blur(img: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
     """Per-image isotropic Gaussian blur, sigma (B,) in pixels; sigma 0 leaves an image as it is."""
+    import kornia  # lazily: a GPU machine may run the rest without it
+
     blurred = kornia.filters.gaussian_blur2d(img, (7, 7), torch.stack([sigma, sigma], dim=1).clamp_min(1e-3))
-    keep = (sigma <= 0)[:, None, None, None]
-    return torch.where(keep, img, blurred)
+    return torch.where(_per_image(sigma <= 0), img, blurred)
 
 
 def add_noise(lq: torch.Tensor, sigma: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     """Additive white Gaussian noise, sigma (B,) on the [0, 1] scale; the result is not clipped."""
     noise = torch.randn(lq.shape, generator=generator, device=lq.device, dtype=lq.dtype)
-    return lq + sigma[:, None, None, None] * noise
+    return lq + _per_image(sigma) * noise
+
+
+def correlated_noise(like: torch.Tensor, sigma: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Gaussian noise blurred by 0.4-1.2 px and mixed across channels, with std `sigma` (B,) per image."""
+    import kornia
+
+    batch = like.shape[0]
+    white = torch.randn(like.shape, generator=generator, device=like.device, dtype=like.dtype)
+    spread = _uniform((batch,), 0.4, 1.2, generator, like)
+    blurred = kornia.filters.gaussian_blur2d(white, (5, 5), torch.stack([spread, spread], dim=1))
+    mix = torch.eye(3, device=like.device, dtype=like.dtype) + _uniform((batch, 3, 3), -0.4, 0.4, generator, like)
+    noise = torch.einsum("bij,bjhw->bihw", mix, blurred)
+    rms = noise.square().mean(dim=(1, 2, 3), keepdim=True).sqrt().clamp_min(1e-8)
+    return noise * _per_image(sigma) / rms
+
+
+def _random_ccm(batch: int, generator: torch.Generator, like: torch.Tensor) -> torch.Tensor:
+    """(B, 3, 3) camera-to-sRGB colour matrices: negative off-diagonals, rows summing to 1 (white stays white)."""
+    off = _uniform((batch, 3, 3), -0.4, -0.05, generator, like) * (1 - torch.eye(3, device=like.device))
+    return off + torch.diag_embed(1 - off.sum(dim=2))
+
+
+def camera_noise(clean: torch.Tensor, generator: torch.Generator, strength: float = 1.0) -> torch.Tensor:
+    """The noise a simulated camera leaves on the sRGB photo `clean` (B, 3, H, W), H and W even.
+
+    Unprocessing after Brooks et al. (2019): shot noise variance log-uniform in [1e-4, 1.2e-2] (times
+    strength^2), read noise tied to it as log(read) = 2.18 log(shot) + 1.2 + N(0, 0.26), both on the
+    linear raw scale; bilinear demosaicing (kornia). Returns process(raw + noise) - process(raw): the
+    photo's own content is not altered, only its noise is made.
+    """
+    import kornia
+    from kornia.color import CFA
+
+    batch = clean.shape[0]
+    if clean.shape[-1] % 2 or clean.shape[-2] % 2:
+        raise ValueError(f"camera noise needs even sides for the Bayer mosaic, got {tuple(clean.shape[-2:])}")
+    ccm = _random_ccm(batch, generator, clean)
+    gains = torch.stack(
+        [
+            _uniform((batch,), 1.9, 2.4, generator, clean),
+            torch.ones(batch, device=clean.device, dtype=clean.dtype),
+            _uniform((batch,), 1.5, 1.9, generator, clean),
+        ],
+        dim=1,
+    )[:, :, None, None]
+    linear = kornia.color.rgb_to_linear_rgb(clean.clamp(0, 1))
+    cam = torch.einsum("bij,bjhw->bihw", torch.linalg.inv(ccm), linear) / gains
+    raw = kornia.color.rgb_to_raw(cam.clamp(0, 1), CFA.RG)  # (B, 1, H, W)
+
+    log_shot = _uniform((batch,), math.log(1e-4), math.log(1.2e-2), generator, clean) + 2 * math.log(max(strength, 1e-6))
+    log_read = 2.18 * log_shot + 1.2 + 0.26 * torch.randn(batch, generator=generator, device=clean.device)
+    variance = _per_image(log_shot.exp()) * raw + _per_image(log_read.exp())
+    noisy_raw = raw + variance.sqrt() * torch.randn(raw.shape, generator=generator, device=raw.device, dtype=raw.dtype)
+
+    def process(mosaic: torch.Tensor) -> torch.Tensor:
+        rgb = kornia.color.raw_to_rgb(mosaic, CFA.RG) * gains
+        return kornia.color.linear_rgb_to_rgb(torch.einsum("bij,bjhw->bihw", ccm, rgb).clamp(0, 1))
+
+    return process(noisy_raw) - process(raw)
 
 
 def jpeg(img: torch.Tensor, quality: torch.Tensor) -> torch.Tensor:
-    """Differentiable JPEG round trip (kornia), quality (B,) in [1, 100]; H, W multiples of 16."""
-    return kornia.enhance.jpeg_codec_differentiable(img.clamp(0, 1), quality)
+    """JPEG round trip (kornia), quality (B,) in [1, 100]; any size (padded to 16 by reflection)."""
+    import kornia
+
+    h, w = img.shape[-2:]
+    pad_h, pad_w = -h % 16, -w % 16
+    x = img.clamp(0, 1)
+    if pad_h or pad_w:
+        x = F.pad(x, (0, pad_w, 0, pad_h), mode="replicate")
+    return kornia.enhance.jpeg_codec_differentiable(x, quality)[..., :h, :w]
 
 
-def sample_sigma(batch: int, generator: torch.Generator, like: torch.Tensor, zero_fraction: float) -> torch.Tensor:
-    """Noise levels uniform in [0, SIGMA_MAX], with `zero_fraction` of them exactly 0 (clean input)."""
-    sigma = _uniform((batch,), 0.0, SIGMA_MAX, generator, like)
-    clean = torch.rand((batch,), generator=generator, device=like.device) < zero_fraction
-    return torch.where(clean, torch.zeros_like(sigma), sigma)
+def quantize8(img: torch.Tensor) -> torch.Tensor:
+    """Clip to [0, 1] and round to 8 bits, as a saved photo is."""
+    return torch.round(img.clamp(0, 1) * 255.0) / 255.0
+
+
+def sample_sigma(
+    batch: int, generator: torch.Generator, like: torch.Tensor, zero_fraction: float, high: float = SIGMA_MAX
+) -> torch.Tensor:
+    """Noise levels uniform in [0, high], with `zero_fraction` of them exactly 0 (clean input)."""
+    sigma = _uniform((batch,), 0.0, high, generator, like)
+    return torch.where(_chance(batch, zero_fraction, generator, like), torch.zeros_like(sigma), sigma)
 
 
 def degrade(
-    hq: torch.Tensor,
-    scale: int,
-    generator: torch.Generator,
-    blur_max: float = 0.0,
-    jpeg_fraction: float = 0.0,
-) -> torch.Tensor:
-    """The training degradation: [blur] -> bicubic downscale -> Gaussian noise -> [JPEG].
+    hq: torch.Tensor, scale: int, generator: torch.Generator, mix: Degradation = Degradation()
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The training degradation: [blur] -> bicubic downscale -> noise of a random kind -> [8-bit, JPEG].
 
-    Denoising batches (scale 1) are noisy with sigma uniform in [0, 55]/255 (5% clean); SR batches
-    are clean half of the time, so plain bicubic SR is learned as well as SR of noisy photos.
+    Returns lq (B, 3, H/scale, W/scale) and its noise level (B,): the RMS of everything added after
+    the downscale, on the 0-1 scale (for white Gaussian noise, its sigma up to sampling). This is the
+    level a user's noise-level setting stands for.
     """
     batch = hq.shape[0]
-    lq = hq
-    if blur_max > 0:
-        lq = gaussian_blur(lq, _uniform((batch,), 0.0, blur_max, generator, hq))
-    lq = downscale(lq, scale)
-    sigma = sample_sigma(batch, generator, hq, zero_fraction=0.05 if scale == 1 else 0.5)
-    lq = add_noise(lq, sigma, generator)
-    if jpeg_fraction > 0:
+    x = hq
+    if mix.blur_max > 0:
+        x = gaussian_blur(x, _uniform((batch,), 0.0, mix.blur_max, generator, hq))
+    clean = downscale(x, scale)
+
+    high = SIGMA_MAX if scale == 1 else mix.sr_sigma_max
+    zero = mix.clean_fraction if scale == 1 else mix.sr_clean_fraction
+    sigma = sample_sigma(batch, generator, hq, zero, high)
+    kind = torch.rand((batch,), generator=generator, device=hq.device)
+    camera = _per_image(kind < mix.camera_fraction)
+    correlated = _per_image((kind >= mix.camera_fraction) & (kind < mix.camera_fraction + mix.correlated_fraction))
+    noisy = _per_image(sigma > 0)
+
+    lq = add_noise(clean, sigma, generator)
+    if mix.correlated_fraction > 0:
+        # Residual noise after in-camera noise reduction is milder than the white noise range.
+        lq = torch.where(correlated, clean + correlated_noise(clean, sigma * 0.5, generator), lq)
+    if mix.camera_fraction > 0:
+        lq = torch.where(camera & noisy, clean + camera_noise(clean, generator, high / SIGMA_MAX), lq)
+    # Camera-like inputs are saved photos: 8-bit and sometimes JPEG (also the clean ones).
+    photo = camera | correlated
+    if mix.camera_fraction > 0 or mix.correlated_fraction > 0:
+        lq = torch.where(photo, quantize8(lq), lq)
+    if mix.jpeg_fraction > 0:
         quality = _uniform((batch,), 30.0, 95.0, generator, hq)
-        use = (torch.rand((batch,), generator=generator, device=hq.device) < jpeg_fraction)[:, None, None, None]
+        use = photo & _per_image(_chance(batch, mix.jpeg_fraction, generator, hq))
         lq = torch.where(use, jpeg(lq, quality), lq)
-    return lq
+    level = (lq - clean).square().mean(dim=(1, 2, 3)).sqrt()
+    return lq, level

@@ -9,6 +9,7 @@ The result's size is checked against the pixel limit (VAE_ENHANCE_MAX_PIXELS) be
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Callable
 
 import numpy as np
@@ -26,6 +27,17 @@ TILE_OUTPUT = 1024
 OVERLAP_OUTPUT = 64
 
 Progress = Callable[[int, int], None]
+
+
+def _check_noise_level(model: VAEEnhancer, noise_level) -> float | None:
+    """noise_level on the 0-255 scale -> the model's 0-1 scale; None stays None (automatic)."""
+    if noise_level is None:
+        return None
+    if isinstance(noise_level, bool) or not isinstance(noise_level, numbers.Real) or not 0 <= noise_level <= 255:
+        raise ValueError(f"noise_level must be a number from 0 to 255 (or None for automatic), got {noise_level!r}")
+    if not model.config.noise_input:
+        raise ValueError("this model has no noise-level input: leave noise_level unset (automatic)")
+    return float(noise_level) / 255.0
 
 
 def _check_args(model: VAEEnhancer, scale, tile, temperature, n: int = 1) -> None:
@@ -89,6 +101,7 @@ def _restore(
     tile: int | None,
     progress: Progress | None,
     with_std: bool,
+    level: float | None = None,
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """n restorations (n, H', W'[, C]) in the photo's layout and dtype, and their spread (H', W') or None.
 
@@ -110,17 +123,18 @@ def _restore(
     if temperature > 0:
         # Noise for the whole latent grid, drawn once on the CPU: tiles slice it, so tiled samples
         # match untiled ones and a seed gives the same photo on any device.
-        grid = (-(-out_h // MULTIPLE), -(-out_w // MULTIPLE))
+        stride = model.latent_stride
+        grid = (-(-out_h // stride), -(-out_w // stride))
         gen = torch.Generator().manual_seed(int(seed))
         eps = torch.randn((n, model.config.latent_channels, *grid), generator=gen)
 
     def run(piece: torch.Tensor, origin: tuple[int, int]) -> torch.Tensor:
-        prior = model.encode(_tile_to_float(piece).to(device, dtype), scale)
+        prior = model.encode(_tile_to_float(piece).to(device, dtype), scale, level)
         mean = prior.dist.mean
         if eps is None:
             z = mean.expand(n, -1, -1, -1)
         else:
-            ly, lx = origin[0] * scale // MULTIPLE, origin[1] * scale // MULTIPLE
+            ly, lx = origin[0] * scale // stride, origin[1] * scale // stride
             noise = eps[:, :, ly : ly + mean.shape[-2], lx : lx + mean.shape[-1]].to(device, dtype)
             z = prior.dist.sample(noise, temperature)
         return model.decode(prior, z).float()
@@ -149,20 +163,24 @@ def enhance(
     *,
     temperature: float = 0.0,
     seed: int = 0,
+    noise_level: float | None = None,
     tile: int | None = None,
     progress: Progress | None = None,
 ) -> np.ndarray:
     """Denoise (scale 1) or super-resolve (2, 4) a photo; same layout and dtype, (H*scale, W*scale).
 
     temperature 0 (the default) is the model's best single estimate and deterministic; above 0 it
-    draws one variation with `seed`. tile: tile size in input pixels (None = automatic, 0 = off).
-    progress(done, total) is called after each tile.
+    draws one variation with `seed`. noise_level: the strength control, the photo's noise std on the
+    0-255 scale (0 = treat it as clean, higher = remove more); None (the default) lets the model judge
+    it. tile: tile size in input pixels (None = automatic, 0 = off). progress(done, total) is called
+    after each tile.
     """
     img = check_image(img)
     _check_args(model, scale, tile, temperature)
+    level = _check_noise_level(model, noise_level)
     size = (img.shape[0] * scale, img.shape[1] * scale)
     check_pixels(*size, "the result", advice="use a smaller scale or a smaller photo")
-    out, _ = _restore(model, img, scale, 1, float(temperature), seed, tile, progress, with_std=False)
+    out, _ = _restore(model, img, scale, 1, float(temperature), seed, tile, progress, with_std=False, level=level)
     return out[0]
 
 
@@ -174,6 +192,7 @@ def variations(
     temperature: float = 1.0,
     seed: int = 0,
     *,
+    noise_level: float | None = None,
     tile: int | None = None,
     progress: Progress | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -181,12 +200,14 @@ def variations(
 
     Returns samples, (n, H', W', C) (or (n, H', W') for gray) in the input's dtype, and the per-pixel
     standard deviation across samples, float32 (H', W') on a [0, 1] scale, averaged over RGB.
+    noise_level: as in enhance().
     """
     img = check_image(img)
     _check_args(model, scale, tile, temperature, n)
+    level = _check_noise_level(model, noise_level)
     size = (img.shape[0] * scale, img.shape[1] * scale)
     check_pixels(*size, "the result", count=n, advice="use fewer samples, a smaller scale or a smaller photo")
-    return _restore(model, img, scale, n, float(temperature), seed, tile, progress, with_std=True)
+    return _restore(model, img, scale, n, float(temperature), seed, tile, progress, with_std=True, level=level)
 
 
 __all__ = ["enhance", "variations", "ImageError"]

@@ -3,11 +3,13 @@
 Shapes use H x W for the working resolution, i.e. the output size (lq upsampled by `scale`). All
 convolutions run at H/2 or below: a pixel-unshuffle stem folds 2x2 pixels into channels, which is what
 keeps CPU inference fast. There is no normalisation layer, so a tile's output depends only on its
-neighbourhood and tiled inference matches untiled inference.
+neighbourhood and tiled inference matches untiled inference. The latent z lives at H/s x W/s with
+s = config.latent_stride (4 or 8).
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -19,16 +21,27 @@ from vae_enhance.config import SCALES, ModelConfig
 
 # Working-resolution multiple the network needs: three 2x reductions (stem, two downsamplings).
 MULTIPLE = 8
-LOGVAR_RANGE = (-12.0, 6.0)
+# Soft bounds of a latent log-variance. A hard clamp has no gradient past its ends: the prior's
+# log-variance sat at -12 and one batch cost a KL of 2.5e6 (docs/training-log.md). The soft floor
+# keeps a gradient everywhere and a std of at least exp(-8 / 2) = 0.018.
+LOGVAR_RANGE = (-8.0, 6.0)
+# Noise levels reach the network divided by this (on the 0-1 scale: 25/255 -> 1).
+LEVEL_UNIT = 25.0 / 255.0
+
+
+def soft_clamp(x: torch.Tensor, low: float, high: float) -> torch.Tensor:
+    """Close to x well inside (low, high), smoothly bounded by them, with a gradient everywhere."""
+    x = low + F.softplus(x - low)
+    return high - F.softplus(high - x)
 
 
 class DiagonalGaussian:
-    """A diagonal Gaussian over the latent grid, (B, C, H/8, W/8)."""
+    """A diagonal Gaussian over the latent grid, (B, C, H/s, W/s)."""
 
     def __init__(self, mean: torch.Tensor, logvar: torch.Tensor):
         self.mean = mean
-        # Clamp before exp so a wild activation cannot give inf/0 variances.
-        self.logvar = logvar.clamp(*LOGVAR_RANGE)
+        # Bound before exp so a wild activation cannot give inf/0 variances.
+        self.logvar = soft_clamp(logvar, *LOGVAR_RANGE)
         self.std = torch.exp(0.5 * self.logvar)
 
     def sample(self, eps: torch.Tensor | None = None, temperature: float = 1.0) -> torch.Tensor:
@@ -50,7 +63,7 @@ class Prior:
 
     base: torch.Tensor  # (B, 3, H, W) lq upsampled to the output size, padded to MULTIPLE
     feats: tuple[torch.Tensor, torch.Tensor, torch.Tensor]  # (B, c1, H/2, W/2), (B, c2, H/4, ..), (B, c3, H/8, ..)
-    dist: DiagonalGaussian  # p(z | lq), (B, latent, H/8, W/8)
+    dist: DiagonalGaussian  # p(z | lq), (B, latent, H/s, W/s)
     size: tuple[int, int]  # output size before padding
 
 
@@ -59,6 +72,9 @@ class ResBlock(nn.Module):
         super().__init__()
         self.conv1 = nn.Conv2d(channels, channels, 3, padding=1)
         self.conv2 = nn.Conv2d(channels, channels, 3, padding=1)
+        # Scale the branch down so a deep stack starts close to the identity and trains stably.
+        with torch.no_grad():
+            self.conv2.weight.mul_(0.1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x + self.conv2(F.leaky_relu(self.conv1(x), 0.1))
@@ -73,6 +89,28 @@ def _up(c_in: int, c_out: int) -> nn.Sequential:
     return nn.Sequential(nn.Conv2d(c_in, 4 * c_out, 1), nn.PixelShuffle(2))
 
 
+class NoiseLevelEmbed(nn.Module):
+    """A per-photo noise level, or "unknown", as biases for the first and last level of the prior network.
+
+    The level is a (B,) tensor on the 0-1 scale with NaN for "unknown" (blind): the network then judges
+    the noise itself. The output layers start at zero, so a new embedding changes nothing at first.
+    """
+
+    def __init__(self, c1: int, c3: int):
+        super().__init__()
+        self.mlp = nn.Sequential(nn.Linear(2, c1), nn.LeakyReLU(0.1), nn.Linear(c1, c1))
+        self.to3 = nn.Linear(c1, c3)
+        for layer in (self.mlp[2], self.to3):
+            nn.init.zeros_(layer.weight)
+            nn.init.zeros_(layer.bias)
+
+    def forward(self, level: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        known = torch.isfinite(level)
+        value = torch.where(known, level, torch.zeros_like(level)) / LEVEL_UNIT
+        h = self.mlp(torch.stack([value, known.to(value.dtype)], dim=1))  # (B, c1)
+        return h[:, :, None, None], self.to3(h)[:, :, None, None]
+
+
 class PriorNet(nn.Module):
     """p(z | lq): multi-scale features of the (upsampled) degraded photo and the latent prior."""
 
@@ -82,19 +120,31 @@ class PriorNet(nn.Module):
         b1, b2, b3 = cfg.blocks
         self.stem = nn.Conv2d(3 * 4, c1, 3, padding=1)
         self.scale_embed = nn.Embedding(len(SCALES), c1)
+        self.level_embed = NoiseLevelEmbed(c1, c3) if cfg.noise_input else None
         self.level1 = _stack(c1, b1)
         self.down2 = nn.Conv2d(c1, c2, 2, stride=2)
         self.level2 = _stack(c2, b2)
         self.down3 = nn.Conv2d(c2, c3, 2, stride=2)
         self.level3 = _stack(c3, b3)
-        self.head = nn.Conv2d(c3, 2 * cfg.latent_channels, 3, padding=1)
+        if cfg.latent_stride == 8:
+            self.lift = None
+            self.head = nn.Conv2d(c3, 2 * cfg.latent_channels, 3, padding=1)
+        else:  # the 1/4 latent sees the 1/8 features too, for their wider view
+            self.lift = _up(c3, c2)
+            self.head = nn.Conv2d(c2, 2 * cfg.latent_channels, 3, padding=1)
 
-    def forward(self, base: torch.Tensor, scale_index: torch.Tensor):
+    def forward(self, base: torch.Tensor, scale_index: torch.Tensor, level: torch.Tensor | None):
         x = self.stem(F.pixel_unshuffle(base - 0.5, 2))  # (B, c1, H/2, W/2)
-        f1 = self.level1(F.leaky_relu(x + self.scale_embed(scale_index)[:, :, None, None], 0.1))
+        x = x + self.scale_embed(scale_index)[:, :, None, None]
+        bias3 = 0.0
+        if self.level_embed is not None:
+            bias1, bias3 = self.level_embed(level)
+            x = x + bias1
+        f1 = self.level1(F.leaky_relu(x, 0.1))
         f2 = self.level2(F.leaky_relu(self.down2(f1), 0.1))  # (B, c2, H/4, W/4)
-        f3 = self.level3(F.leaky_relu(self.down3(f2), 0.1))  # (B, c3, H/8, W/8)
-        mean, logvar = self.head(f3).chunk(2, dim=1)
+        f3 = self.level3(F.leaky_relu(self.down3(f2) + bias3, 0.1))  # (B, c3, H/8, W/8)
+        head_in = f3 if self.lift is None else F.leaky_relu(f2 + self.lift(f3), 0.1)
+        mean, logvar = self.head(head_in).chunk(2, dim=1)
         return (f1, f2, f3), DiagonalGaussian(mean, logvar)
 
 
@@ -104,24 +154,28 @@ class PosteriorNet(nn.Module):
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         w = cfg.posterior_width
-        c3 = cfg.widths[2]
-        self.body = nn.Sequential(
+        layers = [
             nn.Conv2d(6 * 4, w, 3, padding=1),  # (B, w, H/2, W/2)
             nn.LeakyReLU(0.1),
             nn.Conv2d(w, 2 * w, 2, stride=2),  # (B, 2w, H/4, W/4)
             nn.LeakyReLU(0.1),
-            nn.Conv2d(2 * w, 2 * w, 2, stride=2),  # (B, 2w, H/8, W/8)
-            nn.LeakyReLU(0.1),
-        )
+        ]
+        if cfg.latent_stride == 8:
+            layers += [nn.Conv2d(2 * w, 2 * w, 2, stride=2), nn.LeakyReLU(0.1)]  # (B, 2w, H/8, W/8)
+        self.body = nn.Sequential(*layers)
+        # The prior's features at the latent's resolution: the level-2 ones for a 1/4 latent.
+        self.feature_level = 2 if cfg.latent_stride == 8 else 1
+        c_feat = cfg.widths[self.feature_level]
         self.head = nn.Sequential(
-            nn.Conv2d(2 * w + c3, 2 * w, 3, padding=1),
+            nn.Conv2d(2 * w + c_feat, 2 * w, 3, padding=1),
             nn.LeakyReLU(0.1),
             nn.Conv2d(2 * w, 2 * cfg.latent_channels, 3, padding=1),
         )
 
-    def forward(self, base: torch.Tensor, hq: torch.Tensor, f3: torch.Tensor) -> DiagonalGaussian:
+    def forward(self, base: torch.Tensor, hq: torch.Tensor, feats: tuple[torch.Tensor, ...]) -> DiagonalGaussian:
         x = F.pixel_unshuffle(torch.cat([base - 0.5, hq - base], dim=1), 2)
-        mean, logvar = self.head(torch.cat([self.body(x), f3], dim=1)).chunk(2, dim=1)
+        features = feats[self.feature_level]
+        mean, logvar = self.head(torch.cat([self.body(x), features], dim=1)).chunk(2, dim=1)
         return DiagonalGaussian(mean, logvar)
 
 
@@ -137,7 +191,10 @@ class Decoder(nn.Module):
         c1, c2, c3 = cfg.widths
         b1, b2, b3 = cfg.blocks
         zc = cfg.latent_channels
-        self.z_in = nn.Conv2d(zc + c3, c3, 3, padding=1)
+        self.stride = cfg.latent_stride
+        # At 1/8 a 1/4 latent enters folded: 2x2 positions as 4x the channels.
+        z8 = zc if self.stride == 8 else 4 * zc
+        self.z_in = nn.Conv2d(z8 + c3, c3, 3, padding=1)
         self.z_to2 = nn.Conv2d(zc, c2, 1)
         self.z_to1 = nn.Conv2d(zc, c1, 1)
         self.level3 = _stack(c3, b3)
@@ -149,10 +206,11 @@ class Decoder(nn.Module):
 
     def forward(self, z: torch.Tensor, feats: tuple[torch.Tensor, ...]) -> torch.Tensor:
         f1, f2, f3 = feats
-        x = self.level3(F.leaky_relu(self.z_in(torch.cat([z, f3], dim=1)), 0.1))
-        z2 = self.z_to2(F.interpolate(z, scale_factor=2, mode="bilinear", align_corners=False))
-        x = self.level2(F.leaky_relu(self.up2(x) + f2 + z2, 0.1))
-        z1 = self.z_to1(F.interpolate(z, scale_factor=4, mode="bilinear", align_corners=False))
+        z8 = z if self.stride == 8 else F.pixel_unshuffle(z, 2)
+        x = self.level3(F.leaky_relu(self.z_in(torch.cat([z8, f3], dim=1)), 0.1))
+        z4 = z if self.stride == 4 else F.interpolate(z, scale_factor=2, mode="bilinear", align_corners=False)
+        x = self.level2(F.leaky_relu(self.up2(x) + f2 + self.z_to2(z4), 0.1))
+        z1 = self.z_to1(F.interpolate(z, scale_factor=self.stride // 2, mode="bilinear", align_corners=False))
         x = self.level1(F.leaky_relu(self.up1(x) + f1 + z1, 0.1))
         return F.pixel_shuffle(self.out(x), 2)  # (B, 3, H, W)
 
@@ -189,8 +247,17 @@ class VAEEnhancer(
             raise ValueError(f"scale must be one of {self.config.scales} for this model, got {scale!r}")
         return int(scale)
 
-    def encode(self, lq: torch.Tensor, scale: int) -> Prior:
-        """Upsample lq to the output size, pad it to a multiple of 8 and run the prior network."""
+    @property
+    def latent_stride(self) -> int:
+        """Output pixels per latent position, along each side."""
+        return self.config.latent_stride
+
+    def encode(self, lq: torch.Tensor, scale: int, noise_level: float | torch.Tensor | None = None) -> Prior:
+        """Upsample lq to the output size, pad it to a multiple of 8 and run the prior network.
+
+        noise_level: the noise std of lq on the 0-1 scale, a number or a (B,) tensor (NaN = unknown),
+        for a model with `noise_input`; None lets the model judge the noise itself.
+        """
         scale = self.check_scale(scale)
         h, w = lq.shape[-2] * scale, lq.shape[-1] * scale
         base = lq if scale == 1 else F.interpolate(lq, scale_factor=scale, mode="bicubic", align_corners=False)
@@ -200,15 +267,26 @@ class VAEEnhancer(
             mode = "reflect" if pad_h < h and pad_w < w else "replicate"
             base = F.pad(base, (0, pad_w, 0, pad_h), mode=mode)
         index = torch.full((lq.shape[0],), SCALES.index(scale), device=lq.device, dtype=torch.long)
-        feats, dist = self.prior_net(base, index)
+        feats, dist = self.prior_net(base, index, self._levels(noise_level, lq))
         return Prior(base=base, feats=feats, dist=dist, size=(h, w))
+
+    def _levels(self, noise_level: float | torch.Tensor | None, lq: torch.Tensor) -> torch.Tensor | None:
+        """The noise level as a (B,) tensor in lq's dtype, NaN where unknown; None for a model without the input."""
+        if not self.config.noise_input:
+            if noise_level is not None:
+                raise ValueError("this model has no noise-level input: leave noise_level unset (automatic)")
+            return None
+        if noise_level is None:
+            noise_level = math.nan
+        level = torch.as_tensor(noise_level, dtype=lq.dtype, device=lq.device)
+        return level.expand(lq.shape[0]) if level.ndim == 0 else level
 
     def posterior(self, prior: Prior, hq: torch.Tensor) -> DiagonalGaussian:
         """q(z | lq, hq) for training; hq is (B, 3, H, W) with H, W multiples of 8."""
-        return self.posterior_net(prior.base, hq, prior.feats[2])
+        return self.posterior_net(prior.base, hq, prior.feats)
 
     def decode(self, prior: Prior, z: torch.Tensor) -> torch.Tensor:
-        """Restore from latent z, (N * B, latent, H/8, W/8); the prior's batch is repeated N times."""
+        """Restore from latent z, (N * B, latent, H/s, W/s); the prior's batch is repeated N times."""
         repeats = z.shape[0] // prior.base.shape[0]
         feats, base = prior.feats, prior.base
         if repeats > 1:
@@ -219,10 +297,15 @@ class VAEEnhancer(
         return out[..., :h, :w]
 
     def forward(
-        self, lq: torch.Tensor, scale: int = 1, temperature: float = 0.0, eps: torch.Tensor | None = None
+        self,
+        lq: torch.Tensor,
+        scale: int = 1,
+        temperature: float = 0.0,
+        eps: torch.Tensor | None = None,
+        noise_level: float | torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Deterministic restoration by default (z = prior mean); temperature > 0 draws with eps."""
-        prior = self.encode(lq, scale)
+        prior = self.encode(lq, scale, noise_level)
         if temperature and eps is None:
             eps = torch.randn_like(prior.dist.mean)
         z = prior.dist.mean if not temperature else prior.dist.sample(eps, temperature)

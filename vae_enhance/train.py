@@ -4,6 +4,10 @@ Runs on one device, or on several under `torchrun` (DDP: NCCL on CUDA, gloo on C
 bf16 autocast and channels_last. `--out` ends up holding config.json + model.safetensors (the EMA
 weights with the best validation score, loadable by load_model), checkpoint.pt (for --resume),
 log.csv and curves.png.
+
+A resumed run continues exactly where the checkpoint left it: model, EMA, optimiser, schedule and
+every random generator are restored, so an interrupted run and an uninterrupted one give the same
+weights (tests/test_train.py checks it).
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ import math
 import os
 import time
 from contextlib import nullcontext
-from dataclasses import asdict, dataclass, field
+from dataclasses import MISSING, asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 import torch
@@ -25,20 +29,22 @@ from tqdm import tqdm
 
 from vae_enhance.config import PRESETS, ModelConfig
 from vae_enhance.data import CropSampler, list_images, load_images, split
-from vae_enhance.degrade import add_noise, degrade, downscale
-from vae_enhance.hub import save_model
+from vae_enhance.degrade import Degradation, add_noise, camera_noise, degrade, downscale, quantize8
+from vae_enhance.hub import load_model, save_model
 from vae_enhance.metrics import psnr, psnr_y
 from vae_enhance.model import VAEEnhancer
 
 
 @dataclass
 class TrainConfig:
-    """Everything a run needs besides the model shape; saved in checkpoint.pt and log.json."""
+    """Everything a run needs besides the model shape; saved in checkpoint.pt and train_config.json."""
 
     data: str
     out: str
-    steps: int = 20_000
+    steps: int = 20_000  # the whole campaign: the cosine schedule spans it, across resumes
     preset: str = "small"
+    shape: dict = field(default_factory=dict)  # ModelConfig fields that override the preset's
+    init: str = ""  # warm start: a weights folder whose same-shaped tensors seed the model
     batch: int = 16  # per process
     patch: int = 96  # hq crop side, a multiple of 32
     lr: float = 5e-4
@@ -47,16 +53,24 @@ class TrainConfig:
     free_bits: float = 0.1  # nats per latent channel and position below which KL is not penalised
     kl_warmup: int = 2000  # steps over which beta ramps up from 0
     det_weight: float = 0.5  # weight of the loss on the temperature-0 output (z = prior mean)
+    sample_weight: float = 1.0  # weight of the loss on the posterior sample (0 with beta 0: no latent)
+    best_of: int = 0  # K prior samples per image whose best one is also scored (0 = off)
+    best_of_weight: float = 0.5
+    level_known: float = 0.5  # fraction of inputs whose noise level the model is told (noise_input models)
     scales: tuple[int, ...] = (1, 1, 2, 4)  # cycled per step: denoising gets half the steps
-    blur_max: float = 0.0
+    clean_fraction: float = 0.05
+    sr_clean_fraction: float = 0.5
+    sr_sigma_max: float = 55.0  # on the 0-255 scale
+    camera_fraction: float = 0.0
+    correlated_fraction: float = 0.0
     jpeg_fraction: float = 0.0
+    blur_max: float = 0.0
     ema: float = 0.999
     val_every: int = 1000
     val_count: int = 16
     seed: int = 0
     device: str = ""  # "" = CUDA if available
     log_every: int = 50
-    extra: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.preset not in PRESETS:
@@ -65,13 +79,49 @@ class TrainConfig:
             raise ValueError(f"--patch must be a multiple of 32 (>= 32), got {self.patch}")
         if min(self.steps, self.batch, self.val_every, self.log_every, self.val_count) < 1:
             raise ValueError("--steps, --batch, --val-every and --val-count must be at least 1")
+        if self.best_of < 0 or not 0.0 <= self.level_known <= 1.0:
+            raise ValueError("--best-of must be >= 0 and --level-known in [0, 1]")
         self.scales = tuple(int(s) for s in self.scales)
-        if not set(self.scales) <= set(PRESETS[self.preset].scales):
-            raise ValueError(f"--scales must be drawn from {PRESETS[self.preset].scales}")
+        if not set(self.scales) <= set(self.model_config().scales):
+            raise ValueError(f"--scales must be drawn from {self.model_config().scales}")
+        self.degradation()  # validates the mix
+        self.model_config()  # validates the shape
+
+    def model_config(self) -> ModelConfig:
+        """The preset, with `shape`'s fields replaced."""
+        known = {f.name for f in fields(ModelConfig)} - {"format_version"}
+        if set(self.shape) - known:
+            raise ValueError(f"--shape sets unknown model fields {sorted(set(self.shape) - known)}; known: {sorted(known)}")
+        return replace(PRESETS[self.preset], **self.shape)
+
+    def degradation(self) -> Degradation:
+        return Degradation(
+            clean_fraction=self.clean_fraction,
+            sr_clean_fraction=self.sr_clean_fraction,
+            sr_sigma_max=self.sr_sigma_max / 255.0,
+            camera_fraction=self.camera_fraction,
+            correlated_fraction=self.correlated_fraction,
+            jpeg_fraction=self.jpeg_fraction,
+            blur_max=self.blur_max,
+        )
+
+    @classmethod
+    def defaults(cls) -> dict:
+        """Field name -> default, for the command line (one source of truth)."""
+        return {f.name: f.default for f in fields(cls) if f.default is not MISSING}
 
 
 def charbonnier(out: torch.Tensor, hq: torch.Tensor, eps: float = 1e-3) -> torch.Tensor:
-    return torch.sqrt((out - hq) ** 2 + eps**2).mean()
+    """Charbonnier loss per image, (B,)."""
+    return torch.sqrt((out - hq) ** 2 + eps**2).flatten(1).mean(dim=1)
+
+
+@dataclass
+class StepOutput:
+    out_q: torch.Tensor  # (B, 3, H, W) decoded from a posterior sample
+    out_p: torch.Tensor  # (B, 3, H, W) decoded from the prior mean: the temperature-0 output
+    out_k: torch.Tensor | None  # (K * B, 3, H, W) decoded from K prior samples, or None
+    kl: torch.Tensor  # (B, latent, h, w) KL(q || p) in nats
 
 
 class TrainStep(nn.Module):
@@ -81,15 +131,58 @@ class TrainStep(nn.Module):
         super().__init__()
         self.model = model
 
-    def forward(self, lq: torch.Tensor, hq: torch.Tensor, scale: int, eps: torch.Tensor):
-        prior = self.model.encode(lq, scale)
+    def forward(self, lq, hq, scale: int, level, eps_q: torch.Tensor, eps_k: torch.Tensor | None) -> StepOutput:
+        prior = self.model.encode(lq, scale, level)
         post = self.model.posterior(prior, hq)
-        # Decode the posterior sample (trains the latent) and the prior mean (the temperature-0
-        # output the benchmarks see) in one batch.
-        z = torch.cat([post.sample(eps), prior.dist.mean])
-        out_q, out_p = self.model.decode(prior, z).chunk(2)
-        kl = post.kl(prior.dist).float()  # (B, latent, h, w)
-        return out_q, out_p, kl
+        # Decode the posterior sample (trains the latent), the prior mean (the temperature-0 output
+        # the benchmarks see) and any prior samples in one batch.
+        zs = [post.sample(eps_q), prior.dist.mean]
+        if eps_k is not None:
+            k = eps_k.shape[0] // lq.shape[0]
+            zs.append(prior.dist.mean.repeat(k, 1, 1, 1) + prior.dist.std.repeat(k, 1, 1, 1) * eps_k)
+        out = self.model.decode(prior, torch.cat(zs))
+        batch = lq.shape[0]
+        out_k = out[2 * batch :] if eps_k is not None else None
+        return StepOutput(out[:batch], out[batch : 2 * batch], out_k, post.kl(prior.dist).float())
+
+
+def objective(cfg: TrainConfig, step: int, hq: torch.Tensor, res: StepOutput) -> tuple[torch.Tensor, dict]:
+    """The loss and its parts: Charbonnier terms + beta * KL above the free bits."""
+    recon = cfg.det_weight * charbonnier(res.out_p.float(), hq).mean()
+    if cfg.sample_weight:
+        recon = recon + cfg.sample_weight * charbonnier(res.out_q.float(), hq).mean()
+    if res.out_k is not None:
+        k = res.out_k.shape[0] // hq.shape[0]
+        per_sample = charbonnier(res.out_k.float(), hq.repeat(k, 1, 1, 1)).view(k, -1)  # (K, B)
+        recon = recon + cfg.best_of_weight * per_sample.min(dim=0).values.mean()
+    kl_per_channel = res.kl.mean(dim=(0, 2, 3))  # (latent,)
+    beta = cfg.beta * min(1.0, (step + 1) / max(cfg.kl_warmup, 1))
+    loss = recon + beta * kl_per_channel.clamp_min(cfg.free_bits).sum()
+    return loss, {"recon": recon.detach(), "kl_per_channel": kl_per_channel.detach()}
+
+
+# Validation inputs: sigma-25 Gaussian and simulated camera noise (blind), clean x2 and x4.
+VAL_SIGMA = 25 / 255
+
+
+@torch.no_grad()
+def validate(model: VAEEnhancer, hq: torch.Tensor) -> dict[str, float]:
+    """Temperature-0 PSNR on held-out crops: denoise sigma 25 and camera noise (RGB), x2 and x4 (Y, border = scale)."""
+    gen = torch.Generator(device=hq.device).manual_seed(1234)
+    results = {}
+
+    def run(lq: torch.Tensor, scale: int) -> torch.Tensor:
+        return torch.cat([model(lq[i : i + 8], scale) for i in range(0, len(lq), 8)]).clamp(0, 1)
+
+    if 1 in model.config.scales:
+        noisy = add_noise(hq, torch.full((hq.shape[0],), VAL_SIGMA, device=hq.device), gen)
+        results["val_denoise25"] = psnr(run(noisy, 1), hq).mean().item()
+        camera = quantize8(hq + camera_noise(hq, gen))
+        results["val_camera"] = psnr(run(camera, 1), hq).mean().item()
+    for scale in (s for s in model.config.scales if s > 1):
+        results[f"val_x{scale}"] = psnr_y(run(downscale(hq, scale), scale), hq, border=scale).mean().item()
+    results["val_score"] = sum(results.values()) / len(results)
+    return results
 
 
 def _setup_distributed(requested: str) -> tuple[int, int, torch.device]:
@@ -118,22 +211,13 @@ def _val_batches(images: list[torch.Tensor], size: int = 192) -> torch.Tensor:
     return torch.stack(crops)
 
 
-@torch.no_grad()
-def validate(model: VAEEnhancer, hq: torch.Tensor) -> dict[str, float]:
-    """Temperature-0 PSNR on held-out crops: denoise sigma 25 (RGB), x2 and x4 (Y, border = scale)."""
-    gen = torch.Generator(device=hq.device).manual_seed(1234)
-    results = {}
-    for scale in model.config.scales:
-        lq = downscale(hq, scale)
-        if scale == 1:
-            lq = add_noise(lq, torch.full((hq.shape[0],), 25 / 255, device=hq.device), gen)
-        out = torch.cat([model(lq[i : i + 8], scale) for i in range(0, len(lq), 8)]).clamp(0, 1)
-        if scale == 1:
-            results["val_denoise25"] = psnr(out, hq).mean().item()
-        else:
-            results[f"val_x{scale}"] = psnr_y(out, hq, border=scale).mean().item()
-    results["val_score"] = sum(results.values()) / len(results)
-    return results
+def warm_start(model: VAEEnhancer, source: str) -> tuple[int, int]:
+    """Copy every tensor of the weights at `source` whose name and shape match; returns (copied, total)."""
+    donor = load_model(source, device="cpu").state_dict()
+    own = model.state_dict()
+    matched = {k: v for k, v in donor.items() if k in own and own[k].shape == v.shape}
+    model.load_state_dict({**own, **matched})
+    return len(matched), len(own)
 
 
 def _plot(log_path: Path, png_path: Path) -> None:
@@ -147,7 +231,7 @@ def _plot(log_path: Path, png_path: Path) -> None:
     for ax, keys, title in (
         (axes[0], ["loss"], "training loss"),
         (axes[1], ["kl"], "KL per latent element (nats)"),
-        (axes[2], ["val_denoise25", "val_x2", "val_x4"], "validation PSNR (dB)"),
+        (axes[2], ["val_denoise25", "val_camera", "val_x2", "val_x4"], "validation PSNR (dB)"),
     ):
         for key in keys:
             pts = [(int(r["step"]), float(r[key])) for r in rows if r.get(key) not in (None, "")]
@@ -164,148 +248,210 @@ def _plot(log_path: Path, png_path: Path) -> None:
     plt.close(fig)
 
 
-def train(cfg: TrainConfig, model_config: ModelConfig | None = None, resume: bool = False) -> Path:
-    """Train and write the results to cfg.out; returns that directory."""
-    rank, world, device = _setup_distributed(cfg.device)
-    out_dir = Path(cfg.out)
-    is_main = rank == 0
-    if is_main:
-        out_dir.mkdir(parents=True, exist_ok=True)
-    torch.manual_seed(cfg.seed)
+class Run:
+    """The state of one training run: model, EMA, optimiser, schedule, data and generators."""
 
-    train_paths, val_paths = split(list_images(cfg.data), cfg.val_count, cfg.seed)
-    images = load_images(train_paths, cfg.patch, device)
-    val_hq = _val_batches(load_images(val_paths, 32, device)).to(device)
-    crop_gen = torch.Generator().manual_seed(cfg.seed * 1000 + rank)
-    noise_gen = torch.Generator(device=device).manual_seed(cfg.seed * 1000 + rank + 1)
-    sampler = CropSampler(images, cfg.patch, crop_gen)
+    def __init__(self, cfg: TrainConfig, model_config: ModelConfig | None):
+        self.cfg = cfg
+        self.rank, self.world, self.device = _setup_distributed(cfg.device)
+        self.is_main = self.rank == 0
+        self.out_dir = Path(cfg.out)
+        if self.is_main:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+        torch.manual_seed(cfg.seed)
 
-    model = VAEEnhancer(model_config or PRESETS[cfg.preset]).to(device)
-    use_cuda = device.type == "cuda"
-    if use_cuda:
-        model = model.to(memory_format=torch.channels_last)
-    ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema), use_buffers=True)
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    warmup = min(500, cfg.steps // 10 + 1)
+        train_paths, val_paths = split(list_images(cfg.data), cfg.val_count, cfg.seed)
+        images = load_images(train_paths, cfg.patch, self.device)
+        self.val_hq = _val_batches(load_images(val_paths, 32, self.device)).to(self.device)
+        self.crop_gen = torch.Generator().manual_seed(cfg.seed * 1000 + self.rank)
+        self.noise_gen = torch.Generator(device=self.device).manual_seed(cfg.seed * 1000 + self.rank + 1)
+        self.sampler = CropSampler(images, cfg.patch, self.crop_gen)
+        self.mix = cfg.degradation()
 
-    def lr_at(step: int) -> float:  # linear warm-up, then cosine to 2% of the peak
+        self.model = VAEEnhancer(model_config or cfg.model_config()).to(self.device)
+        if cfg.init:
+            copied, total = warm_start(self.model, cfg.init)
+            if self.is_main:
+                print(f"warm start from {cfg.init}: {copied} of {total} tensors copied, the rest initialised")
+        self.use_cuda = self.device.type == "cuda"
+        if self.use_cuda:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        self.ema = AveragedModel(self.model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema), use_buffers=True)
+        self.opt = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, self.lr_factor)
+        self.step_fn: nn.Module = TrainStep(self.model)
+        if self.world > 1:
+            ids = [self.device.index] if self.use_cuda else None
+            self.step_fn = nn.parallel.DistributedDataParallel(self.step_fn, device_ids=ids)
+        self.autocast = torch.autocast("cuda", dtype=torch.bfloat16) if self.use_cuda else nullcontext()
+        self.step, self.best = 0, -math.inf
+
+    @property
+    def checkpoint_path(self) -> Path:
+        return self.out_dir / "checkpoint.pt"
+
+    def lr_factor(self, step: int) -> float:
+        """Linear warm-up, then one cosine to 2% of the peak over the whole campaign (cfg.steps)."""
+        warmup = min(500, self.cfg.steps // 10 + 1)
         if step < warmup:
             return (step + 1) / warmup
-        return 0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(cfg.steps - warmup, 1)))
+        progress = min((step - warmup) / max(self.cfg.steps - warmup, 1), 1.0)
+        return 0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * progress))
 
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_at)
-    start, best = 0, -math.inf
-    ckpt_path = out_dir / "checkpoint.pt"
-    if resume and ckpt_path.exists():
-        ckpt = torch.load(ckpt_path, map_location=device, weights_only=False)
-        model.load_state_dict(ckpt["model"])
-        ema.load_state_dict(ckpt["ema"])
-        opt.load_state_dict(ckpt["opt"])
-        sched.load_state_dict(ckpt["sched"])
-        crop_gen.set_state(ckpt["crop_gen"])
-        if "noise_gen" in ckpt:  # absent from checkpoints of older runs
-            noise_gen.set_state(ckpt["noise_gen"].cpu())
-        start, best = ckpt["step"], ckpt["best"]
-        if is_main:
-            print(f"resumed from {ckpt_path} at step {start}")
-
-    step_fn = TrainStep(model)
-    if world > 1:
-        step_fn = nn.parallel.DistributedDataParallel(step_fn, device_ids=[device.index] if use_cuda else None)
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if use_cuda else nullcontext()
-
-    log_path = out_dir / "log.csv"
-    latent = model.config.latent_channels
-    fields = ["step", "loss", "recon", "kl", "psnr", "lr", "seconds"]
-    fields += [f"kl_c{c}" for c in range(latent)] + ["val_denoise25", "val_x2", "val_x4", "val_score"]
-    if is_main:
-        (out_dir / "train_config.json").write_text(json.dumps(asdict(cfg), indent=2))
-        if resume and log_path.exists():
-            # Rows past the checkpoint are replayed after a resume: keep the log one curve.
-            rows = [r for r in csv.DictReader(log_path.open()) if int(r["step"]) <= start]
+    def train_step(self) -> dict:
+        """One optimiser step at self.step; returns detached figures for the log."""
+        cfg, step = self.cfg, self.step
+        model = self.model
+        model.train()
+        scale = cfg.scales[step % len(cfg.scales)]
+        hq = self.sampler.sample(cfg.batch).to(self.device)
+        lq, level = degrade(hq, scale, self.noise_gen, self.mix)
+        if model.config.noise_input:  # tell the level to some inputs; the rest learn to judge it (blind)
+            told = torch.rand(level.shape, generator=self.noise_gen, device=self.device) < cfg.level_known
+            level = torch.where(told, level, torch.full_like(level, math.nan))
         else:
-            rows = []
-        with log_path.open("w", newline="") as f:
-            writer = csv.DictWriter(f, fields)
+            level = None
+        if self.use_cuda:
+            hq, lq = hq.contiguous(memory_format=torch.channels_last), lq.contiguous(memory_format=torch.channels_last)
+        stride = model.config.latent_stride
+        grid = (model.config.latent_channels, hq.shape[-2] // stride, hq.shape[-1] // stride)
+        eps_q = torch.randn((cfg.batch, *grid), generator=self.noise_gen, device=self.device)
+        eps_k = None
+        if cfg.best_of:
+            eps_k = torch.randn((cfg.best_of * cfg.batch, *grid), generator=self.noise_gen, device=self.device)
+        with self.autocast:
+            res = self.step_fn(lq, hq, scale, level, eps_q, eps_k)
+        loss, parts = objective(cfg, step, hq, res)
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        self.opt.step()
+        self.sched.step()
+        self.ema.update_parameters(model)
+        self.step += 1
+        with torch.no_grad():
+            train_psnr = psnr(res.out_p.float().clamp(0, 1), hq).mean()
+        return {"loss": loss.detach(), "psnr": train_psnr, **parts}
+
+    def save_checkpoint(self) -> None:
+        state = {
+            "model": self.model.state_dict(),
+            "ema": self.ema.state_dict(),
+            "opt": self.opt.state_dict(),
+            "sched": self.sched.state_dict(),
+            "crop_gen": self.crop_gen.get_state(),
+            "noise_gen": self.noise_gen.get_state(),
+            "step": self.step,
+            "best": self.best,
+            "config": self.model.config.to_dict(),
+            "train_config": asdict(self.cfg),
+        }
+        tmp = self.checkpoint_path.with_suffix(".tmp")
+        torch.save(state, tmp)
+        os.replace(tmp, self.checkpoint_path)
+
+    def load_checkpoint(self) -> None:
+        # Plain tensors, numbers and strings only: no pickled code runs on load.
+        ckpt = torch.load(self.checkpoint_path, map_location=self.device, weights_only=True)
+        if ckpt["config"] != self.model.config.to_dict():
+            raise ValueError(
+                f"{self.checkpoint_path} is for model {ckpt['config']}, not {self.model.config.to_dict()}: "
+                "resume with the same --preset, or start a new --out"
+            )
+        self.model.load_state_dict(ckpt["model"])
+        self.ema.load_state_dict(ckpt["ema"])
+        self.opt.load_state_dict(ckpt["opt"])
+        self.sched.load_state_dict(ckpt["sched"])
+        self.crop_gen.set_state(ckpt["crop_gen"])
+        self.noise_gen.set_state(ckpt["noise_gen"].cpu())
+        self.step, self.best = ckpt["step"], ckpt["best"]
+        planned = ckpt["train_config"]["steps"]
+        if self.is_main and planned != self.cfg.steps:
+            print(f"note: the checkpoint planned {planned} steps, now {self.cfg.steps}: the cosine schedule changes")
+
+    def validate_and_keep(self) -> dict[str, float]:
+        """Validate the EMA weights; save them as the run's model when they are the best so far."""
+        self.ema.module.eval()
+        scores = validate(self.ema.module, self.val_hq)
+        if scores["val_score"] > self.best:
+            self.best = scores["val_score"]
+            save_model(self.ema.module, self.out_dir)
+        return scores
+
+
+class Log:
+    """log.csv: running means every `log_every` steps, validation scores when they are taken."""
+
+    def __init__(self, run: Run, resume: bool):
+        self.path = run.out_dir / "log.csv"
+        latent = run.model.config.latent_channels
+        self.fields = ["step", "loss", "recon", "kl", "psnr", "lr", "seconds"]
+        self.fields += [f"kl_c{c}" for c in range(latent)]
+        self.fields += ["val_denoise25", "val_camera", "val_x2", "val_x4", "val_score"]
+        self.t0 = time.time()
+        self.sums: dict[str, torch.Tensor] = {}
+        self.count = 0
+        if not run.is_main:
+            return
+        rows = []
+        if resume and self.path.exists():
+            # Rows past the checkpoint are replayed after a resume: keep the log one curve.
+            rows = [r for r in csv.DictReader(self.path.open()) if int(r["step"]) <= run.step]
+        with self.path.open("w", newline="") as f:
+            writer = csv.DictWriter(f, self.fields, extrasaction="ignore")
             writer.writeheader()
             writer.writerows(rows)
 
-    def save_checkpoint(step: int) -> None:
-        state = {
-            "model": model.state_dict(),
-            "ema": ema.state_dict(),
-            "opt": opt.state_dict(),
-            "sched": sched.state_dict(),
-            "crop_gen": crop_gen.get_state(),
-            "noise_gen": noise_gen.get_state(),
-            "step": step,
-            "best": best,
-            "config": model.config.to_dict(),
-            "train_config": asdict(cfg),
-        }
-        torch.save(state, ckpt_path.with_suffix(".tmp"))
-        os.replace(ckpt_path.with_suffix(".tmp"), ckpt_path)
+    def add(self, figures: dict) -> None:
+        for key in ("loss", "recon", "psnr", "kl_per_channel"):
+            self.sums[key] = self.sums.get(key, 0) + figures[key]
+        self.count += 1
 
-    t0 = time.time()
-    running = {"loss": 0.0, "recon": 0.0, "kl": 0.0, "psnr": 0.0, "n": 0}
-    kl_channels = torch.zeros(latent, device=device)
-    bar = tqdm(range(start, cfg.steps), initial=start, total=cfg.steps, disable=not is_main, dynamic_ncols=True)
-    for step in bar:
-        model.train()
-        scale = cfg.scales[step % len(cfg.scales)]
-        hq = sampler.sample(cfg.batch)
-        lq = degrade(hq, scale, noise_gen, cfg.blur_max, cfg.jpeg_fraction)
-        if use_cuda:
-            hq, lq = hq.contiguous(memory_format=torch.channels_last), lq.contiguous(memory_format=torch.channels_last)
-        h8, w8 = hq.shape[-2] // 8, hq.shape[-1] // 8
-        eps = torch.randn((cfg.batch, latent, h8, w8), generator=noise_gen, device=device)
-        with autocast:
-            out_q, out_p, kl = step_fn(lq, hq, scale, eps)
-        recon = charbonnier(out_q.float(), hq) + cfg.det_weight * charbonnier(out_p.float(), hq)
-        kl_per_channel = kl.mean(dim=(0, 2, 3))  # (latent,)
-        beta = cfg.beta * min(1.0, (step + 1) / max(cfg.kl_warmup, 1))
-        loss = recon + beta * kl_per_channel.clamp_min(cfg.free_bits).sum()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        sched.step()
-        ema.update_parameters(model)
+    def write(self, step: int, lr: float, scores: dict[str, float] | None) -> dict:
+        n = max(self.count, 1)
+        kl = (self.sums["kl_per_channel"] / n).tolist()
+        row = {k: (self.sums[k] / n).item() for k in ("loss", "recon", "psnr")}
+        row.update(step=step, lr=lr, seconds=round(time.time() - self.t0, 1), kl=sum(kl) / len(kl))
+        row.update({f"kl_c{c}": v for c, v in enumerate(kl)})
+        row.update(scores or {})
+        with self.path.open("a", newline="") as f:
+            csv.DictWriter(f, self.fields, extrasaction="ignore").writerow(row)
+        self.sums, self.count = {}, 0
+        return row
 
-        with torch.no_grad():
-            running["loss"] += loss.item()
-            running["recon"] += recon.item()
-            running["kl"] += kl_per_channel.mean().item()
-            running["psnr"] += psnr(out_p.float().clamp(0, 1), hq).mean().item()
-            running["n"] += 1
-            kl_channels += kl_per_channel.detach()
-        done = step + 1
-        last = done == cfg.steps
-        if is_main and (done % cfg.log_every == 0 or last or done % cfg.val_every == 0):
-            n = max(running["n"], 1)
-            row = {k: running[k] / n for k in ("loss", "recon", "kl", "psnr")}
-            row.update(step=done, lr=sched.get_last_lr()[0], seconds=round(time.time() - t0, 1))
-            row.update({f"kl_c{c}": v for c, v in enumerate((kl_channels / n).tolist())})
-            if done % cfg.val_every == 0 or last:
-                ema.module.eval()
-                scores = validate(ema.module, val_hq)
-                row.update(scores)
-                if scores["val_score"] > best:
-                    best = scores["val_score"]
-                    save_model(ema.module, out_dir)
-                save_checkpoint(done)
-                bar.write(
-                    f"step {done}: " + ", ".join(f"{k} {v:.2f}" for k, v in scores.items()) + f" (best {best:.2f})"
-                )
-            with log_path.open("a", newline="") as f:
-                csv.DictWriter(f, fields).writerow(row)
-            bar.set_postfix(loss=f"{row['loss']:.4f}", kl=f"{row['kl']:.3f}", psnr=f"{row['psnr']:.2f}")
-            running = dict.fromkeys(running, 0.0)
-            kl_channels.zero_()
-    if is_main:
-        _plot(log_path, out_dir / "curves.png")
-        print(f"done: {cfg.steps} steps in {time.time() - t0:.0f} s; best validation score {best:.2f} dB; {out_dir}")
-    if world > 1:
+
+def train(cfg: TrainConfig, model_config: ModelConfig | None = None, resume: bool = False) -> Path:
+    """Train and write the results to cfg.out; returns that directory."""
+    run = Run(cfg, model_config)
+    if resume and run.checkpoint_path.exists():
+        run.load_checkpoint()
+        if run.is_main:
+            print(f"resumed from {run.checkpoint_path} at step {run.step}")
+    if run.is_main:
+        (run.out_dir / "train_config.json").write_text(json.dumps(asdict(cfg), indent=2))
+    log = Log(run, resume)
+    bar = tqdm(total=cfg.steps, initial=run.step, disable=not run.is_main, dynamic_ncols=True)
+    while run.step < cfg.steps:
+        log.add(run.train_step())
+        bar.update()
+        done = run.step
+        validating = done % cfg.val_every == 0 or done == cfg.steps
+        if not run.is_main or not (validating or done % cfg.log_every == 0):
+            continue
+        scores = run.validate_and_keep() if validating else None
+        if validating:
+            run.save_checkpoint()
+            bar.write(f"step {done}: " + ", ".join(f"{k} {v:.2f}" for k, v in scores.items()) + f" (best {run.best:.2f})")
+        row = log.write(done, run.sched.get_last_lr()[0], scores)
+        bar.set_postfix(loss=f"{row['loss']:.4f}", kl=f"{row['kl']:.3f}", psnr=f"{row['psnr']:.2f}")
+    bar.close()
+    if run.is_main:
+        _plot(log.path, run.out_dir / "curves.png")
+        print(f"done: {cfg.steps} steps in {time.time() - log.t0:.0f} s; best validation score {run.best:.2f} dB; {run.out_dir}")
+    if run.world > 1:
         dist.barrier()
         dist.destroy_process_group()
-    return out_dir
+    return run.out_dir
+
+
+__all__ = ["TrainConfig", "train", "validate", "warm_start"]
