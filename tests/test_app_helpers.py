@@ -12,7 +12,7 @@ from PIL import Image
 
 import vae_enhance as ve
 from vae_enhance import app_helpers as ah
-from vae_enhance.evaluate import noisy
+from vae_enhance.baselines import noisy
 
 
 def test_model_label_names_the_source():

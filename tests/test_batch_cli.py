@@ -234,3 +234,13 @@ def test_bad_batch_arguments(model_dir, tmp_path, capsys, setup, argv, message):
     assert _run(model_dir, *[a.format(t=tmp_path) for a in argv]) == 2
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
+
+
+def test_enhance_paths_takes_typed_options(model_dir, tmp_path, capsys):
+    (tmp_path / "in").mkdir()
+    ve.write_image(tmp_path / "in" / "a.png", _photo(5))
+    options = batch.EnhanceOptions(inputs=(tmp_path / "in",), output=tmp_path / "out", scale=2, model=model_dir)
+    assert batch.enhance_paths(options) == 0
+    assert ve.read_image(tmp_path / "out" / "a_x2.png").shape == (40, 48, 3)
+    with pytest.raises(ValueError, match="--format must be one of"):
+        batch.enhance_paths(batch.EnhanceOptions(inputs=(tmp_path / "in",), output=tmp_path / "o2", fmt="gif"))

@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 import torch
 
-from vae_enhance.evaluate import bicubic, nl_means, noisy
+from vae_enhance.baselines import bicubic, nl_means, noisy
 from vae_enhance.hub import BUNDLED
 from vae_enhance.image_io import encode_image, from_float, max_pixels_setting, to_float, to_rgb_float
 from vae_enhance.inference import enhance

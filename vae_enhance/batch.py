@@ -25,6 +25,23 @@ OOM_ADVICE = "out of memory; try a smaller --tile (e.g. --tile 256), or a smalle
 
 
 Failures = list[tuple[str, str]]  # (input as given, reason)
+FORMATS = ("png", "tif", "jpg", "webp")
+
+
+@dataclass(frozen=True)
+class EnhanceOptions:
+    """What `vae-enhance enhance` does. inputs: image files and/or folders; output: the folder the
+    results go to; scale 1 = denoise, 2 or 4 = upscale; tile: input pixels (None = automatic, 0 = off);
+    model: a source for load_model (None = the bundled weights); fmt: png, tif, jpg or webp."""
+
+    inputs: tuple[str, ...]
+    output: str | Path
+    scale: int = 1
+    tile: int | None = None
+    model: str | Path | None = None
+    device: str | None = None
+    fmt: str = "png"
+    overwrite: bool = False
 
 
 @dataclass(frozen=True)
@@ -117,18 +134,21 @@ def _report(done: int, total: int, out_dir: Path, skipped: list[Path], failed: F
         print(f"{len(failed)} input(s) failed", file=sys.stderr)
 
 
-def enhance_paths(args) -> int:
-    """Enhance every input into args.output; returns the exit code (1 if any input failed)."""
-    if args.tile is not None and args.tile < 0:
-        raise ValueError(f"--tile must be 0 (off) or a number of pixels, got {args.tile}")
-    out_dir = Path(args.output)
+def enhance_paths(options: EnhanceOptions) -> int:
+    """Enhance every input into options.output; returns the exit code (1 if any input failed)."""
+    if options.tile is not None and options.tile < 0:
+        raise ValueError(f"--tile must be 0 (off) or a number of pixels, got {options.tile}")
+    if options.fmt not in FORMATS:
+        raise ValueError(f"--format must be one of {', '.join(FORMATS)}, got {options.fmt!r}")
+    out_dir = Path(options.output)
     if out_dir.exists() and not out_dir.is_dir():
         raise ValueError(f"-o {out_dir} is a file; give a folder for the outputs")
-    files, failed = collect_inputs(args.inputs, exclude=out_dir)
+    inputs = [str(item) for item in options.inputs]
+    files, failed = collect_inputs(inputs, exclude=out_dir)
     if not files and not failed:
-        raise ValueError(f"no image files found in {', '.join(args.inputs)} (looked for {' '.join(READ_EXTENSIONS)})")
-    suffix = f"{'_x' + str(args.scale) if args.scale > 1 else '_denoised'}.{args.format}"
-    jobs, skipped, refused = plan_jobs(files, out_dir, suffix, args.overwrite)
+        raise ValueError(f"no image files found in {', '.join(inputs)} (looked for {' '.join(READ_EXTENSIONS)})")
+    suffix = f"{'_x' + str(options.scale) if options.scale > 1 else '_denoised'}.{options.fmt}"
+    jobs, skipped, refused = plan_jobs(files, out_dir, suffix, options.overwrite)
     failed += refused
     done = 0
     if jobs:
@@ -136,11 +156,11 @@ def enhance_paths(args) -> int:
             out_dir.mkdir(parents=True, exist_ok=True)
         except OSError as err:
             raise ValueError(f"cannot create the output folder {out_dir} ({err.strerror or err})") from None
-        model = load_model(args.model, device=args.device)
+        model = load_model(options.model, device=options.device)
     try:
         for job in tqdm(jobs, desc="enhance", unit="img", disable=not jobs):
             try:
-                _run_job(model, job, args.scale, args.tile)
+                _run_job(model, job, options.scale, options.tile)
                 done += 1
             except Exception as err:  # one bad photo must not stop the batch: report it at the end
                 failed.append((str(job.source), _failure_reason(err)))

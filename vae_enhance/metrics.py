@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import kornia
+import numpy as np
 import torch
 
 # ITU-R BT.601 luma on the 0-255 scale, as in the SR literature (MATLAB's rgb2ycbcr).
 _Y_WEIGHTS = (65.481, 128.553, 24.966)
+
+
+def to_tensor(rgb: np.ndarray, dtype: torch.dtype = torch.float64) -> torch.Tensor:
+    """(H, W, 3) RGB array -> (1, 3, H, W) tensor of `dtype` (float64 by default, for exact scores)."""
+    return torch.from_numpy(np.ascontiguousarray(rgb.transpose(2, 0, 1))).to(dtype)[None]
 
 
 def rgb_to_y(img: torch.Tensor) -> torch.Tensor:
