@@ -10,6 +10,10 @@ FORMAT_VERSION = 2
 READABLE_VERSIONS = (1, 2)
 SCALES = (1, 2, 4)
 LATENT_STRIDES = (4, 8)
+# Upper bounds of the integer fields, checked before a model is built from a config.json, which may come
+# from anyone: the largest config allowed makes a model of 107 M parameters (430 MB), never more. The
+# base preset (64/128/256 wide, 2/2/4 blocks, 8 latent channels: 12.5 M parameters) sits well inside.
+FIELD_LIMITS = {"widths": 384, "blocks": 6, "latent_channels": 64, "posterior_width": 256}
 
 
 @dataclass(frozen=True)
@@ -41,6 +45,7 @@ class ModelConfig:
         # JSON gives lists back; keep tuples so configs compare and hash.
         for name in ("widths", "blocks", "scales"):
             object.__setattr__(self, name, tuple(int(v) for v in getattr(self, name)))
+        _check_limits(self)
         if self.format_version not in READABLE_VERSIONS:
             raise ValueError(
                 f"model config has format_version {self.format_version}, this vae-enhance reads "
@@ -69,6 +74,15 @@ class ModelConfig:
         if unknown:
             raise ValueError(f"model config has unknown fields {sorted(unknown)}: is it from a newer vae-enhance?")
         return cls(**data)
+
+
+def _check_limits(config: ModelConfig) -> None:
+    """Each integer field is a whole number no larger than its FIELD_LIMITS entry."""
+    for name, top in FIELD_LIMITS.items():
+        value = getattr(config, name)
+        for v in value if isinstance(value, tuple) else (value,):
+            if isinstance(v, bool) or not isinstance(v, int) or v > top:
+                raise ValueError(f"{name} must be whole numbers of at most {top}, got {value!r}")
 
 
 # Presets for `vae-enhance train --preset`. tiny trains in seconds on a CPU (tests);
