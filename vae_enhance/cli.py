@@ -14,7 +14,7 @@ from vae_enhance.batch import FORMATS, EnhanceOptions
 from vae_enhance.bench import BenchOptions
 from vae_enhance.config import PRESETS
 from vae_enhance.evaluate import REAL_FFDNET_SIGMAS, REAL_NLM_H, TASKS, EvalOptions
-from vae_enhance.hub import BUNDLED, MODEL_ENV, parse_source
+from vae_enhance.hub import BUNDLED, MODEL_ENV, check_device, parse_source
 
 
 def _model_source(text: str) -> str:
@@ -270,6 +270,7 @@ def main(argv: list[str] | None = None) -> int:
     commands = {"train": _cmd_train, "enhance": _cmd_enhance, "eval": _cmd_eval, "bench": _cmd_bench, "push": _cmd_push}
     command = commands[args.command]
     try:
+        check_device(getattr(args, "device", None))  # `--device cuda` without CUDA: exit 2, said plainly
         return command(args)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -24,6 +24,10 @@ from vae_enhance.model import VAEEnhancer
 
 BUNDLED = Path(__file__).resolve().parent.parent / "weights"
 CONFIG_NAME, WEIGHTS_NAME = "config.json", "model.safetensors"
+# A config.json is a few hundred bytes; anything much larger is not one, and is not read.
+MAX_CONFIG_BYTES = 64 * 1024
+# Room in a weights file beyond its tensors' bytes: the safetensors header (names, shapes, metadata).
+HEADER_ALLOWANCE = 1 << 20
 # Key in the safetensors header metadata holding the sha256 of the tensors (see _tensor_digest).
 DIGEST_KEY = "vae_enhance.sha256"
 
@@ -60,6 +64,33 @@ def default_source() -> tuple[str | None, str | None]:
 
 def default_device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def check_device(device: str | torch.device | None) -> torch.device:
+    """The device to run on, if this machine has it (None or '': CUDA when available, else the CPU).
+
+    Raises ValueError saying what is missing, rather than letting torch fail later with an assertion.
+    """
+    if device is None or device == "":
+        return default_device()
+    try:
+        found = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ValueError(f"unknown device {device!r}: use 'cpu' or 'cuda' (or 'cuda:N')") from None
+    if found.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(
+                f"device {device!r} asked for, but this machine has no usable CUDA GPU (or torch is a CPU "
+                "build): use 'cpu', or leave the device out"
+            )
+        if found.index is not None and found.index >= torch.cuda.device_count():
+            raise ValueError(f"device {device!r}: this machine has {torch.cuda.device_count()} CUDA GPU(s)")
+    elif found.type == "mps":
+        if not torch.backends.mps.is_available():
+            raise ValueError(f"device {device!r}: Apple's MPS is not available here; use 'cpu'")
+    elif found.type != "cpu":
+        raise ValueError(f"device {device!r} is not supported: use 'cpu' or 'cuda'")
+    return found
 
 
 def offline_mode() -> bool:
@@ -118,7 +149,7 @@ def _check_hub_checksum(path: Path, repo_id: str) -> None:
 
 def _hub_files(repo_id: str, revision: str | None) -> tuple[Path, Path]:
     """Download (or find in the standard cache) config.json and model.safetensors of a Hub repo."""
-    from huggingface_hub import hf_hub_download, try_to_load_from_cache
+    from huggingface_hub import get_hf_file_metadata, hf_hub_download, hf_hub_url, try_to_load_from_cache
     from huggingface_hub.errors import (
         GatedRepoError,
         HfHubHTTPError,
@@ -140,19 +171,25 @@ def _hub_files(repo_id: str, revision: str | None) -> tuple[Path, Path]:
             why_cached = "HF_HUB_OFFLINE is set"
         elif not pinned_and_cached:
             why_cached = _unreachable(repo_id, revision)
-        paths = []
-        for name in (CONFIG_NAME, WEIGHTS_NAME):
-            paths.append(
-                Path(
-                    hf_hub_download(
-                        repo_id,
-                        name,
-                        revision=revision,
-                        endpoint=hub_endpoint(),
-                        local_files_only=why_cached is not None,
-                    )
-                )
+
+        def download(filename: str) -> Path:
+            local_only = why_cached is not None
+            found = hf_hub_download(
+                repo_id, filename, revision=revision, endpoint=hub_endpoint(), local_files_only=local_only
             )
+            return Path(found)
+
+        config_path = download(CONFIG_NAME)
+        # The config is checked, and the weights' size with it, before the weights are downloaded: a repo
+        # cannot make this server fetch or build more than a bounded config allows.
+        config = read_config(config_path, f"Hub repo {repo_id!r}")
+        name = WEIGHTS_NAME
+        if why_cached is None and not pinned_and_cached:  # else the local file's size is checked
+            url = hf_hub_url(repo_id, WEIGHTS_NAME, revision=revision, endpoint=hub_endpoint())
+            size = get_hf_file_metadata(url).size
+            if size is not None:
+                _check_weights_size(size, config, f"Hub repo {repo_id!r}")
+        weights_path = download(WEIGHTS_NAME)
     except HFValidationError as err:
         raise ModelLoadError(f"{repo_id!r} is not a valid Hub repo id like 'user/name' ({err})") from None
     except RevisionNotFoundError:
@@ -182,7 +219,6 @@ def _hub_files(repo_id: str, revision: str | None) -> tuple[Path, Path]:
         ) from None
     except (HfHubHTTPError, OSError) as err:
         raise ModelLoadError(f"could not download Hub repo {repo_id!r}{at}: {err}") from None
-    config_path, weights_path = paths
     _check_hub_checksum(weights_path, repo_id)
     if why_cached:
         log.warning("Hub repo %r%s loaded from the local cache (%s)", repo_id, at, why_cached)
@@ -234,16 +270,44 @@ def _read_weights(weights_path: Path, source: str) -> dict[str, torch.Tensor]:
     return state
 
 
-def load_from_files(config_path: Path, weights_path: Path, source: str) -> VAEEnhancer:
-    """Build the model from config.json and load model.safetensors strictly, on the CPU."""
+def read_config(config_path: Path, source: str) -> ModelConfig:
+    """The validated ModelConfig of a config.json (every field bounded), before anything is built from it."""
     try:
-        config = ModelConfig.from_dict(json.loads(Path(config_path).read_text()))
+        size = Path(config_path).stat().st_size
+        if size > MAX_CONFIG_BYTES:
+            raise ModelLoadError(f"{source}: {CONFIG_NAME} is {size} bytes, not a vae-enhance model config")
+        return ModelConfig.from_dict(json.loads(Path(config_path).read_text()))
     except FileNotFoundError:
         raise ModelLoadError(f"{source}: no {CONFIG_NAME}; is it a directory written by save_pretrained?") from None
     except (json.JSONDecodeError, UnicodeDecodeError, TypeError, AttributeError) as err:
         raise ModelLoadError(f"{source}: {CONFIG_NAME} is not a valid model config ({err})") from None
+    except ModelLoadError:
+        raise
     except ValueError as err:
         raise ModelLoadError(f"{source}: {err}") from None
+
+
+def weights_bytes_limit(config: ModelConfig) -> int:
+    """The largest model.safetensors this config can need: float32 tensors plus the header."""
+    with torch.device("meta"):  # shapes only: nothing is allocated
+        state = VAEEnhancer(config).state_dict()
+    return sum(t.numel() * 4 for t in state.values()) + HEADER_ALLOWANCE
+
+
+def _check_weights_size(size: int, config: ModelConfig, source: str) -> None:
+    limit = weights_bytes_limit(config)
+    if size > limit:
+        raise ModelLoadError(
+            f"{source}: {WEIGHTS_NAME} is {size / 1e6:.1f} MB, more than its {CONFIG_NAME} can need "
+            f"({limit / 1e6:.1f} MB): not the weights of this model"
+        )
+
+
+def load_from_files(config_path: Path, weights_path: Path, source: str) -> VAEEnhancer:
+    """Build the model from config.json and load model.safetensors strictly, on the CPU."""
+    config = read_config(config_path, source)
+    if Path(weights_path).is_file():
+        _check_weights_size(Path(weights_path).stat().st_size, config, source)
     model = VAEEnhancer(config)
     state = _read_weights(Path(weights_path), source)
     try:
@@ -274,6 +338,10 @@ def load_model(
     (HF_HUB_OFFLINE=1, or the Hub unreachable) they load from that cache, with a logged warning.
     The returned model's `origin` attribute says in words where it came from.
     """
+    try:
+        device = check_device(device)  # before any download: a missing GPU is known at once
+    except ValueError as err:
+        raise ModelLoadError(str(err)) from None
     if isinstance(source, str) and revision is None:
         source, revision = parse_source(source)
     if source is None:
@@ -289,10 +357,6 @@ def load_model(
         origin = f"Hub repo {source} at commit {config_path.parent.name[:12]}"
     else:
         raise ModelLoadError(f"{source}: not a model directory nor a Hub repo id like 'user/name'")
-    try:
-        device = torch.device(device) if device is not None else default_device()
-    except RuntimeError as err:
-        raise ModelLoadError(f"unknown device {device!r} ({err}); use 'cpu' or 'cuda'") from None
     if dtype not in (torch.float32, torch.bfloat16, torch.float16):
         raise ModelLoadError(f"dtype must be torch.float32, torch.bfloat16 or torch.float16, got {dtype}")
     # channels_last runs the convolutions about 20% faster on the CPU (`vae-enhance bench`) and is
