@@ -1,14 +1,23 @@
 """The Streamlit page, driven headless by AppTest on the bundled weights."""
 
+import base64
 import io
+import json
+import threading
+import time
 
 import numpy as np
 import pytest
 from PIL import Image
 
 import vae_enhance as ve
+from vae_enhance import app_helpers as ah
+from vae_enhance.hub import save_model
+from vae_enhance.jobs import server_queue
 
 AppTest = pytest.importorskip("streamlit.testing.v1").AppTest
+
+SETTINGS = ("VAE_ENHANCE_MODEL", "VAE_ENHANCE_MODELS", "VAE_ENHANCE_ALLOW_ANY_MODEL", "VAE_ENHANCE_MAX_JOBS")
 
 
 def png_bytes(h: int = 40, w: int = 56, channels: int = 3, dtype=np.uint8) -> bytes:
@@ -25,12 +34,24 @@ def jpeg_bytes(h: int = 48, w: int = 64) -> bytes:
     return buf.getvalue()
 
 
-@pytest.fixture
-def app():
+@pytest.fixture(autouse=True)
+def operator_settings(monkeypatch):
+    """Each test starts from a server with no settings; a test sets what it needs before the first run."""
+    for name in SETTINGS:
+        monkeypatch.delenv(name, raising=False)
+    return monkeypatch
+
+
+def start() -> AppTest:
     at = AppTest.from_file("../app.py", default_timeout=120)
     at.run()
-    assert not at.exception
+    assert not at.exception, at.exception
     return at
+
+
+@pytest.fixture
+def app():
+    return start()
 
 
 def captions(at) -> list[str]:
@@ -48,6 +69,7 @@ def test_upload_enhance_variations_download(app):
     app.button(key="enhance").click().run()
     assert not app.exception and not app.error
     assert "56x40 -> 56x40" in app.success[0].value
+    assert [e.key for e in app.get("bidi_component")] == ["compare"]  # the browser-side slider
     download = app.get("download_button")
     assert download and "Download PNG (56x40)" in download[0].proto.label
     app.button(key="variations").click().run()
@@ -56,6 +78,20 @@ def test_upload_enhance_variations_download(app):
     assert sum(c.startswith("sample ") for c in shown) == 4 and any("Uncertainty" in c for c in shown)
     assert len(app.get("download_button")) == 1 + 4  # the result and every sample
     assert any("Latent mean" in c for c in shown) and any("Latent standard deviation" in c for c in shown)
+
+
+def test_slider_gets_lossless_previews_of_input_and_result(app):
+    upload(app, "photo.png", png_bytes())
+    app.button(key="enhance").click().run()
+    (slider,) = app.get("bidi_component")
+    data = json.loads(slider.proto.json)
+    result = app.session_state["result"]
+    before = ve.read_image(base64.b64decode(data["before"].split(",", 1)[1]))
+    after = ve.read_image(base64.b64decode(data["after"].split(",", 1)[1]))
+    expected_before, expected_after = ah.comparison_pair(result["lq"], result["out"])
+    np.testing.assert_array_equal(before, expected_before)  # PNG: exactly the preview pixels
+    np.testing.assert_array_equal(after, expected_after)
+    assert data["pixels"] is True  # 56x40 is enlarged for display, so it is drawn pixelated
 
 
 def test_upscale_keeps_16_bit_and_alpha(app):
@@ -97,10 +133,91 @@ def test_simulate_needs_a_degradation(app):
     assert app.error and "nothing to restore" in app.error[0].value
 
 
-def test_bad_model_source_shows_error(app, tmp_path):
-    app.sidebar.text_input(key="model_source").set_value(str(tmp_path / "missing")).run()
-    assert not app.exception
-    assert app.error and "could not be loaded" in app.error[0].value
+def test_start_page_offers_examples(app):
+    assert app.info and "Upload a photo to start" in app.info[0].value
+    labels = [b.label for b in app.button]
+    assert labels == [e.label for e in ah.EXAMPLES]
+
+
+@pytest.mark.parametrize("example", ah.EXAMPLES, ids=lambda e: e.file)
+def test_each_example_opens_with_its_settings(app, example):
+    app.button(key=f"example_{example.file}").click().run()
+    assert not app.exception and not app.error
+    img = ve.read_image(example.read())
+    assert any(f"**{example.file}**: {img.shape[1]}x{img.shape[0]}" in c.value for c in app.caption)
+    assert app.sidebar.radio(key="task").value == example.task
+    expected_mode = "Simulate on a clean photo" if example.simulate else "Enhance a photo"
+    assert app.sidebar.radio(key="mode").value == expected_mode
+    app.button(key="enhance").click().run()
+    assert not app.exception and not app.error, [e.value for e in app.error]
+    scale = ah.TASKS[example.task]
+    out = app.session_state["result"]["out"]
+    if not example.simulate:
+        assert out.shape == (img.shape[0] * scale, img.shape[1] * scale, 3)
+
+
+def test_an_upload_replaces_the_example(app):
+    app.button(key=f"example_{ah.EXAMPLES[0].file}").click().run()
+    upload(app, "photo.png", png_bytes())
+    assert any("**photo.png**: 56x40" in c.value for c in app.caption)
+
+
+def test_model_choice_is_closed_by_default(app):
+    assert app.sidebar.selectbox(key="model_choice").options == ["bundled weights"]
+    assert not [t for t in app.sidebar.text_input if t.key == "model_source"]  # no free text for strangers
+
+
+def test_operator_lists_models(operator_settings, tmp_path, tiny_model):
+    folder = save_model(tiny_model, tmp_path / "tiny")
+    operator_settings.setenv("VAE_ENHANCE_MODELS", f"{folder}, user/other@{'a' * 40}")
+    at = start()
+    box = at.sidebar.selectbox(key="model_choice")
+    assert box.options == ["bundled weights", str(folder), f"user/other@{'a' * 40}"]
+    box.set_value(str(folder)).run()
+    assert not at.exception and not at.error
+    assert any(f"folder {folder}" in c.value for c in at.sidebar.caption)
+    assert not [t for t in at.sidebar.text_input if t.key == "model_source"]
+
+
+def test_free_text_model_only_when_allowed(operator_settings, tmp_path):
+    operator_settings.setenv("VAE_ENHANCE_ALLOW_ANY_MODEL", "1")
+    at = start()
+    at.sidebar.text_input(key="model_source").set_value(str(tmp_path / "missing")).run()
+    assert not at.exception
+    assert at.error and "could not be loaded" in at.error[0].value
+
+
+def test_bad_setting_is_a_message_not_a_traceback(operator_settings):
+    operator_settings.setenv("VAE_ENHANCE_MAX_JOBS", "lots")
+    at = AppTest.from_file("../app.py", default_timeout=60)
+    at.run()
+    assert not at.exception
+    assert at.error and "VAE_ENHANCE_MAX_JOBS must be a whole number" in at.error[0].value
+
+
+def test_a_job_waits_for_a_free_slot(operator_settings, app):
+    """With the one slot taken, Enhance waits in the queue and then runs; the result says how long it waited."""
+    operator_settings.setenv("VAE_ENHANCE_MAX_JOBS", "1")
+    upload(app, "photo.png", png_bytes())
+    queue = server_queue(1)
+    held = queue.slot()
+    held.__enter__()
+
+    def release_once_queued():
+        while queue.ahead() - queue.running() < 1:  # until the app's job is waiting
+            time.sleep(0.05)
+        time.sleep(1.5)
+        held.__exit__(None, None, None)
+
+    releaser = threading.Thread(target=release_once_queued)
+    releaser.start()
+    try:
+        app.button(key="enhance").click().run()
+    finally:
+        releaser.join(timeout=60)
+    assert not app.exception and not app.error
+    assert "s in the queue" in app.success[0].value
+    assert queue.running() == 0 and queue.ahead() == 0
 
 
 def test_new_seed_changes_the_seed(app):

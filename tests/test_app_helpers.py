@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import io
 
 import numpy as np
@@ -12,13 +13,7 @@ from PIL import Image
 
 import vae_enhance as ve
 from vae_enhance import app_helpers as ah
-from vae_enhance.baselines import noisy
-
-
-def test_model_label_names_the_source():
-    assert "bundled" in ah.model_label(None, None)
-    assert ah.model_label("user/name", "abc123") == "user/name @ abc123"
-    assert ah.model_label("runs/mine", None) == "runs/mine"
+from vae_enhance.image_io import encode_image
 
 
 def test_describe_image_layouts():
@@ -32,27 +27,6 @@ def test_check_output_size_refuses_with_advice():
         ah.check_output_size((3000, 4000, 3), 4)
 
 
-@pytest.mark.parametrize("scale", [1, 2, 4])
-def test_enhance_tiled_matches_enhance(tiny_model, rng, scale):
-    img = photo(rng, 72, 40)
-    fractions = []
-    tiled = ah.enhance_tiled(tiny_model, img, scale, progress=fractions.append, tile_output=16 * scale)
-    same_tiles = ve.enhance(tiny_model, img, scale, tile=16)
-    assert tiled.dtype == np.uint8 and np.array_equal(tiled, same_tiles)  # the core's tiles, pixel for pixel
-    whole = ve.enhance(tiny_model, img, scale, tile=0)
-    assert np.abs(tiled.astype(int) - whole.astype(int)).max() <= 1  # no seams
-    assert len(fractions) == 5 * 3 and fractions == sorted(fractions) and fractions[-1] == 1.0
-
-
-def test_enhance_tiled_keeps_16_bit_gray_and_alpha(tiny_model, rng):
-    gray16 = photo(rng, 32, 24)[..., 0].astype(np.uint16) * 257
-    out = ah.enhance_tiled(tiny_model, gray16, 2, tile_output=32)
-    assert out.dtype == np.uint16 and np.array_equal(out, ve.enhance(tiny_model, gray16, 2, tile=16))
-    rgba = np.dstack([photo(rng, 32, 24), np.full((32, 24), 128, np.uint8)])
-    out = ah.enhance_tiled(tiny_model, rgba, 2, tile_output=32)
-    assert out.shape == (64, 48, 4) and np.all(np.abs(out[..., 3].astype(int) - 128) <= 1)
-
-
 def test_fit_and_previews():
     big = np.zeros((400, 1000, 3), np.uint8)
     assert ah.fit(big, 500).shape == (200, 500, 3)
@@ -63,17 +37,24 @@ def test_fit_and_previews():
     assert shown.shape == (16, 16, 3) and set(np.unique(shown)) == {150, 200}
 
 
-def test_comparison_pair_and_split_view(rng):
+def test_comparison_pair_and_lossless_previews(rng):
     lq, out = photo(rng, 20, 30), photo(rng, 40, 60)
     before, after = ah.comparison_pair(lq, out, min_side=120)
     assert before.shape == after.shape == (80, 120, 3)  # enlarged x2, nearest neighbour
     assert np.array_equal(before[::4, ::4], lq)
-    view = ah.split_view(before, after, 0.25, line=2)
-    assert np.array_equal(view[:, :29], before[:, :29]) and np.array_equal(view[:, 31:], after[:, 31:])
-    assert np.all(view[:, 29:31] == 255)
-    assert np.array_equal(ah.split_view(before, after, 1.5, line=0), before)
-    with pytest.raises(ValueError, match="same shape"):
-        ah.split_view(before, after[:10], 0.5)
+    url = ah.png_data_url(after)
+    assert url.startswith("data:image/png;base64,")
+    assert np.array_equal(ve.read_image(base64.b64decode(url.split(",", 1)[1])), after)  # lossless
+
+
+def test_examples_ship_with_their_licence():
+    notes = (ah.EXAMPLES_DIR / "README.md").read_text()
+    assert "CC0" in notes and "public domain" in notes
+    for example in ah.EXAMPLES:
+        img = ve.read_image(example.read())
+        assert img.dtype == np.uint8 and img.ndim == 3 and max(img.shape[:2]) <= 400
+        assert f"`{example.file}`" in notes and example.task in ah.TASKS
+    assert sum((ah.EXAMPLES_DIR / e.file).stat().st_size for e in ah.EXAMPLES) < 500_000
 
 
 def test_region_box_stays_inside_and_aligns():
@@ -137,16 +118,25 @@ def test_channel_grid_scales_each_channel():
 
 
 def test_simulate_follows_the_protocol(rng):
-    img = photo(rng, 50, 66)
+    img = np.full((200, 264, 3), 128, np.uint8)  # flat gray: what is left after the noise is the noise
     sim = ah.simulate(img, 25, 1, side=1024)
-    hq = img.astype(np.float32) / 255
-    assert np.allclose(sim.hq, hq) and np.array_equal(sim.lq, noisy(hq, 25))
-    sr = ah.simulate(img, 0, 4)
+    assert np.allclose(sim.hq, 128 / 255) and sim.lq.dtype == np.float32
+    noise = (sim.lq - sim.hq) * 255
+    assert abs(noise.mean()) < 0.3 and abs(noise.std() - 25) < 0.3  # Gaussian, sigma 25 on the 0-255 scale
+    assert np.array_equal(ah.simulate(img, 25, 1).lq, sim.lq)  # seeded: the same photo, the same input
+    bright = ah.simulate(np.full((64, 64, 3), 250, np.uint8), 25, 1)
+    assert bright.lq.max() > 1.0  # not clipped, as the benchmark inputs
+    clean = photo(rng, 50, 66)
+    sr = ah.simulate(clean, 0, 4)
     assert sr.hq.shape == (48, 64, 3) and sr.lq.shape == (12, 16, 3)
+    # The SR input is the antialiased bicubic downscale (PIL's BICUBIC, a = -0.5) of the clean crop.
+    crop = Image.fromarray(np.rint(sr.hq * 255).astype(np.uint8))
+    expected = np.asarray(crop.resize((16, 12), Image.Resampling.BICUBIC), np.float32) / 255
+    assert np.abs(sr.lq - expected).max() <= 0.5 / 255 + 1e-6
     crop = ah.simulate(photo(rng, 100, 200), 10, 2, side=64)
     assert crop.hq.shape == (64, 64, 3)
     with pytest.raises(ValueError, match="nothing to restore"):
-        ah.simulate(img, 0, 1)
+        ah.simulate(clean, 0, 1)
 
 
 def test_simulate_gray_and_alpha_become_rgb(rng):
@@ -155,25 +145,44 @@ def test_simulate_gray_and_alpha_become_rgb(rng):
     assert ah.simulate(rgba[..., 0], 15, 2).lq.shape == (16, 16, 3)
 
 
-def test_baselines_and_scores(rng):
-    img = photo(rng, 48, 64)
+def test_scores_follow_the_protocol(rng):
+    hq = photo(rng, 48, 64).astype(np.float32) / 255
+    off = np.clip(hq + 0.01, 0, 1)  # every value 0.01 off (where not clipped)
+    mse = np.mean((off - hq) ** 2)
+    value, structure = ah.score(off, hq, 1)  # RGB PSNR over the whole image
+    assert value == pytest.approx(10 * np.log10(1 / mse), abs=1e-3) and 0.9 < structure < 1.0
+    y_off = off.copy()
+    y_off[:2] = 0  # damage within the 2-pixel border only: Y-PSNR at x2 crops it away
+    ignored, _ = ah.score(y_off, hq, 2)
+    unharmed, _ = ah.score(off, hq, 2)
+    assert ignored == pytest.approx(unharmed, abs=1e-6)
+    perfect, same = ah.score(hq, hq, 2)
+    assert perfect > 100 and same == pytest.approx(1.0)
+
+
+def test_score_rows_rank_a_real_restoration(rng):
+    y, x = np.mgrid[:48, :64] / 64
+    img = np.rint(np.stack([x, y, 0.5 + 0.4 * np.sin(4 * (x + y))], axis=2) * 255).astype(np.uint8)  # smooth
     den = ah.simulate(img, 25, 1)
     found = ah.baselines(den)
     assert list(found) == ["OpenCV non-local means"]
-    rows = ah.score_rows(den, np.clip(den.lq, 0, 1), found)
+    # A restoration that removed most of the noise: the clean photo plus a tenth of it.
+    restored = den.hq + 0.1 * (den.lq - den.hq)
+    rows = ah.score_rows(den, restored, found)
     assert [r["method"] for r in rows] == ["Degraded input", "OpenCV non-local means", "vae-enhance"]
-    assert rows[0]["PSNR (RGB, dB)"] == rows[2]["PSNR (RGB, dB)"]  # the same picture scores the same
-    assert rows[1]["PSNR (RGB, dB)"] > rows[0]["PSNR (RGB, dB)"]  # NL-means removes noise
+    noisy_db, nlm_db, ours_db = (r["PSNR (RGB, dB)"] for r in rows)
+    assert noisy_db == pytest.approx(20.2, abs=0.5)  # sigma 25: 20 log10(255 / 25), a little more from clipping
+    assert ours_db == pytest.approx(noisy_db + 20, abs=0.5)  # a tenth of the noise: +20 dB
+    assert nlm_db > noisy_db + 2  # NL-means removes noise
+    assert rows[2]["SSIM"] > rows[0]["SSIM"]
     sr = ah.simulate(img, 15, 2)
     assert list(ah.baselines(sr)) == ["Bicubic", "OpenCV non-local means + bicubic"]
-    perfect, structure = ah.score(sr.hq, sr.hq, 2)
-    assert perfect > 100 and structure == pytest.approx(1.0)
 
 
 @pytest.mark.parametrize("fmt", ["PNG", "JPEG", "WEBP"])
 def test_downloads_decode(fmt):
     img = np.full((8, 10, 4), 200, np.uint8)
-    data = ah.encode_download(img, fmt, 80)
+    data = encode_image(img, fmt, 80)
     back = Image.open(io.BytesIO(data))
     assert back.size == (10, 8) and back.format == fmt
     assert ("alpha dropped" in ah.download_note(img, fmt)) == (fmt == "JPEG")
@@ -181,5 +190,5 @@ def test_downloads_decode(fmt):
 
 def test_png_download_keeps_16_bit():
     img = np.full((4, 4, 3), 1000, np.uint16)
-    assert np.array_equal(ve.read_image(ah.encode_download(img, "PNG")), img)
+    assert np.array_equal(ve.read_image(encode_image(img, "PNG")), img)
     assert "16-bit" in ah.download_note(img, "PNG")

@@ -1,15 +1,22 @@
-"""One model serving several threads at once gives exactly the serial results; the app serves several sessions."""
+"""One model serving many threads gives the serial results; the job queue bounds the work; the app serves
+several real browser sessions at once (a running server, not AppTest, which is not made for threads)."""
 
 from __future__ import annotations
 
-import io
+import shutil
+import sys
+import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
 
 import vae_enhance as ve
+from vae_enhance.jobs import JobQueue, server_queue
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def _image(shape, dtype, seed):
@@ -58,31 +65,88 @@ def test_threads_leave_the_model_untouched(tiny_model):
     assert not tiny_model.training
 
 
-def _png(h: int, w: int, seed: int) -> bytes:
-    buf = io.BytesIO()
-    Image.fromarray(np.random.default_rng(seed).integers(0, 256, (h, w, 3), dtype=np.uint8)).save(buf, "PNG")
-    return buf.getvalue()
+def test_queue_bounds_running_jobs_and_keeps_arrival_order():
+    queue = JobQueue(2)
+    running, peak, order, seen = [0], [0], [], {}
+    lock = threading.Lock()
+    gate = threading.Event()
+
+    def job(i: int) -> None:
+        with queue.slot(on_wait=lambda ahead: seen.setdefault(i, ahead), poll=0.05):
+            with lock:
+                running[0] += 1
+                peak[0] = max(peak[0], running[0])
+                order.append(i)
+            gate.wait(5)
+            with lock:
+                running[0] -= 1
+
+    threads = []
+    for i in range(6):  # started one by one, so the arrival order is 0..5
+        threads.append(threading.Thread(target=job, args=(i,)))
+        threads[-1].start()
+        deadline = time.monotonic() + 5
+        while queue.ahead() < i + 1 and time.monotonic() < deadline:
+            time.sleep(0.01)
+    assert queue.running() == 2 and queue.ahead() == 6
+    assert seen == {2: 2, 3: 3, 4: 4, 5: 5}  # each waiting job was told the jobs ahead of it
+    gate.set()
+    for thread in threads:
+        thread.join(10)
+    assert peak[0] == 2 and order == list(range(6))
+    assert queue.running() == 0 and queue.ahead() == 0
 
 
-def _app_session(i: int) -> np.ndarray:
-    """One browser session: upload a photo of its own size, enhance it; returns the enhanced array."""
-    app_test = pytest.importorskip("streamlit.testing.v1").AppTest
-    at = app_test.from_file("../app.py", default_timeout=180)
-    at.run()
-    h, w = 24 + 8 * i, 40 - 4 * i
-    at.file_uploader(key="upload").set_value((f"photo{i}.png", _png(h, w, i), "image/png")).run()
-    at.button(key="enhance").click().run()
-    assert not at.exception, at.exception
-    assert not at.error, [e.value for e in at.error]
-    out = at.session_state["result"]["out"]
-    assert out.shape == (h, w, 3)  # this session's photo, not another's
-    return out
+def test_an_interrupted_wait_gives_its_place_back():
+    """Streamlit stops a waiting session by raising from on_wait: the place in the queue is freed."""
+    queue = JobQueue(1)
+    with queue.slot():
+
+        def give_up(ahead: int) -> None:
+            raise KeyboardInterrupt  # stands for Streamlit's StopException, also a BaseException
+
+        with pytest.raises(KeyboardInterrupt):
+            with queue.slot(on_wait=give_up):
+                pass
+        assert queue.ahead() == 1  # only the running job
+    with queue.slot() as waited:  # the slot is free again, at once
+        assert waited < 1
 
 
-def test_app_serves_several_sessions_at_once():
-    pytest.importorskip("streamlit.testing.v1")
-    serial = [_app_session(i) for i in range(3)]
-    with ThreadPoolExecutor(max_workers=3) as pool:
-        threaded = list(pool.map(_app_session, range(3)))
-    for a, b in zip(serial, threaded, strict=True):
-        np.testing.assert_array_equal(a, b)
+def test_a_failing_job_frees_its_slot():
+    queue = JobQueue(1)
+    with pytest.raises(ValueError):
+        with queue.slot():
+            raise ValueError("bad photo")
+    assert queue.running() == 0
+
+
+def test_server_queue_is_one_per_process():
+    first = server_queue(3)
+    assert server_queue(3) is first
+    assert server_queue(1) is first and first.limit == 1  # a changed setting applies to the same queue
+    with pytest.raises(ValueError, match="at least 1"):
+        JobQueue(0)
+
+
+@pytest.fixture(scope="module")
+def load_test():
+    """scripts/load_test.py: the app server and real browser sessions (Debian's chromium, Playwright)."""
+    if shutil.which("chromium") is None:
+        pytest.skip("no chromium on PATH (apt-get install chromium)")
+    pytest.importorskip("playwright.async_api", reason="Playwright's Python package is not installed")
+    sys.path.insert(0, str(ROOT / "scripts"))
+    import load_test
+
+    return load_test
+
+
+def test_app_serves_several_sessions_at_once(load_test, tmp_path):
+    """Three browser sessions enhance three photos of their own sizes at once, on a server that runs one job
+    at a time: every session finishes, with its own photo's result."""
+    sizes = [(56, 40), (72, 48), (40, 64)]
+    photos = [load_test.make_photo(tmp_path / f"photo{i}.jpg", w, h, seed=i) for i, (w, h) in enumerate(sizes)]
+    with load_test.serve({"VAE_ENHANCE_MAX_JOBS": "1", "OMP_NUM_THREADS": "1"}, tmp_path) as server:
+        results = load_test.run_sessions(server.url, photos, timeout=240)
+    assert all(r.ok for r in results), [(r.index, r.message) for r in results]
+    assert [r.size_in for r in results] == sizes and [r.size_out for r in results] == sizes

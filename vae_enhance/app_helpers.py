@@ -1,4 +1,4 @@
-"""The non-UI logic of the Streamlit app: memory-bounded enhancing, previews, crops, simulate mode, latent maps.
+"""The non-UI logic of the Streamlit app: previews, crops, examples, simulate mode, latent maps.
 
 app.py only lays out widgets; everything here is a plain function over numpy arrays (and the model), so it
 is unit-tested without Streamlit. Images follow the public API: H x W, H x W x 3 or H x W x 4, uint8, uint16
@@ -7,18 +7,17 @@ or float32 on [0, 1].
 
 from __future__ import annotations
 
+import base64
 import ctypes
-from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import cv2
 import numpy as np
 import torch
 
 from vae_enhance.baselines import bicubic, nl_means, noisy
-from vae_enhance.hub import BUNDLED
-from vae_enhance.image_io import encode_image, from_float, max_pixels_setting, to_float, to_rgb_float
-from vae_enhance.inference import enhance
+from vae_enhance.image_io import from_float, max_pixels_setting, to_float, to_rgb_float
 from vae_enhance.metrics import psnr, psnr_y, ssim
 from vae_enhance.model import MULTIPLE, VAEEnhancer
 
@@ -31,10 +30,6 @@ UPLOAD_TYPES = ["png", "jpg", "jpeg", "webp", "tif", "tiff", "bmp", "gif"]
 # see image_io.max_pixels_setting) lowers it; the app never goes above 40 MP.
 MAX_INPUT_PIXELS = min(40_000_000, max_pixels_setting())
 MAX_OUTPUT_PIXELS = 50_000_000  # a 12 MP photo upscaled x2 (48 MP, 144 MB as uint8) still fits
-# Tile side in output pixels. Measured on a 12 MP photo (2 cores): 768 took 45 s and 330 MB above the
-# photo itself, 512 took 64 s and 190 MB; inside Streamlit's threads the gap grows (malloc arenas), so
-# the app takes the smaller tile and stays well inside 1 GB.
-TILE_OUTPUT = 512
 # Variations (n full-resolution samples) and latent maps run on a window of at most this side, in output
 # pixels, around the zoom centre; a whole 12 MP photo times 8 samples would not fit in memory.
 REGION_OUTPUT = 768
@@ -46,14 +41,27 @@ GAP_COLOUR = (14, 17, 23)  # the dark theme's background, between latent channel
 MIME = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp"}
 EXTENSION = {"PNG": "png", "JPEG": "jpg", "WEBP": "webp"}
 
-Progress = Callable[[float], None]
+EXAMPLES_DIR = Path(__file__).resolve().parent.parent / "examples"
 
 
-def model_label(source: str | None, revision: str | None) -> str:
-    """How the sidebar names the model in use."""
-    if source is None:
-        return f"bundled weights ({BUNDLED.name}/)"
-    return f"{source} @ {revision}" if revision else str(source)
+@dataclass(frozen=True)
+class Example:
+    """A photo shipped in examples/ (licences in examples/README.md) and the settings it is meant for."""
+
+    file: str
+    label: str
+    task: str  # a key of TASKS
+    simulate: bool = False
+
+    def read(self) -> bytes:
+        return (EXAMPLES_DIR / self.file).read_bytes()
+
+
+EXAMPLES = (
+    Example("cat_noisy.png", "Noisy cat (denoise)", "Denoise"),
+    Example("coffee_small.png", "Small coffee cup (upscale x4)", "Upscale x4"),
+    Example("astronaut_clean.png", "Clean portrait (simulate)", "Denoise", simulate=True),
+)
 
 
 def describe_image(img: np.ndarray) -> str:
@@ -72,18 +80,6 @@ def check_output_size(shape: tuple[int, ...], scale: int, limit: int = MAX_OUTPU
             "choose a smaller scale (or Denoise), downscale the photo first, or use the command line "
             "(`vae-enhance enhance`), which has no such limit"
         )
-
-
-def enhance_tiled(
-    model: VAEEnhancer,
-    img: np.ndarray,
-    scale: int,
-    progress: Progress | None = None,
-    tile_output: int = TILE_OUTPUT,
-) -> np.ndarray:
-    """ve.enhance with the app's smaller tiles (memory plan above); progress(fraction) after each tile."""
-    report = (lambda done, total: progress(done / total)) if progress else None
-    return enhance(model, img, scale, tile=max(tile_output // scale, MULTIPLE), progress=report)
 
 
 def release_memory() -> None:
@@ -149,17 +145,12 @@ def comparison_pair(
     return resize_nearest(before, size), after
 
 
-def split_view(before: np.ndarray, after: np.ndarray, position: float, line: int = 2) -> np.ndarray:
-    """The comparison slider's picture: `before` left of position (0-1 of the width), `after` right of it."""
-    if before.shape != after.shape:
-        raise ValueError(f"before {before.shape} and after {after.shape} must have the same shape")
-    w = after.shape[1]
-    cut = int(round(np.clip(position, 0.0, 1.0) * w))
-    view = after.copy()
-    view[:, :cut] = before[:, :cut]
-    lo, hi = max(cut - line // 2, 0), min(cut + (line + 1) // 2, w)
-    view[:, lo:hi] = 255
-    return view
+def png_data_url(rgb: np.ndarray) -> str:
+    """A uint8 RGB preview as a lossless PNG data: URL, for the browser-side comparison slider."""
+    ok, buf = cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_PNG_COMPRESSION, 3])
+    if not ok:
+        raise ValueError("could not encode the preview as PNG")
+    return "data:image/png;base64," + base64.b64encode(buf.tobytes()).decode("ascii")
 
 
 def region_box(hw: tuple[int, int], center: tuple[float, float], side: int, multiple: int = 1) -> tuple[int, ...]:
@@ -325,11 +316,6 @@ def score_rows(sim: Simulation, out: np.ndarray, others: dict[str, np.ndarray]) 
         value, structure = score(img, sim.hq, sim.scale)
         rows.append({"method": name, metric: round(value, 2), "SSIM": round(structure, 4)})
     return rows
-
-
-def encode_download(img: np.ndarray, fmt: str, quality: int = 95) -> bytes:
-    """Encoded file for a download button: PNG keeps bit depth and alpha; JPEG/WebP are 8-bit."""
-    return encode_image(img, fmt, quality)
 
 
 def download_note(img: np.ndarray, fmt: str) -> str:
