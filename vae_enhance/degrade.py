@@ -145,7 +145,9 @@ def camera_noise(clean: torch.Tensor, generator: torch.Generator, strength: floa
     cam = torch.einsum("bij,bjhw->bihw", torch.linalg.inv(ccm), linear) / gains
     raw = kornia.color.rgb_to_raw(cam.clamp(0, 1), CFA.RG)  # (B, 1, H, W)
 
-    log_shot = _uniform((batch,), math.log(1e-4), math.log(1.2e-2), generator, clean) + 2 * math.log(max(strength, 1e-6))
+    log_shot = _uniform((batch,), math.log(1e-4), math.log(1.2e-2), generator, clean) + 2 * math.log(
+        max(strength, 1e-6)
+    )
     log_read = 2.18 * log_shot + 1.2 + 0.26 * torch.randn(batch, generator=generator, device=clean.device)
     variance = _per_image(log_shot.exp()) * raw + _per_image(log_read.exp())
     noisy_raw = raw + variance.sqrt() * torch.randn(raw.shape, generator=generator, device=raw.device, dtype=raw.dtype)
