@@ -239,3 +239,30 @@ def test_survives_a_package_reload(app, monkeypatch):
         monkeypatch.delitem(sys.modules, name)  # restored after the test, for the other tests' sake
     app.button(key="enhance").click().run()
     assert not app.exception and not app.error, [e.value for e in app.error]
+
+
+def test_noise_level_control_for_models_that_take_one(operator_settings, tmp_path, monkeypatch):
+    import dataclasses
+
+    import torch
+
+    from vae_enhance.config import PRESETS
+
+    torch.manual_seed(0)
+    config = dataclasses.replace(PRESETS["tiny"], noise_input=True)
+    folder = save_model(ve.VAEEnhancer(config).eval(), tmp_path / "levelled")
+    operator_settings.setenv("VAE_ENHANCE_MODELS", str(folder))
+    at = start()
+    assert not [c for c in at.sidebar.checkbox if c.key == "noise_auto"]  # the bundled model judges noise itself
+    at.sidebar.selectbox(key="model_choice").set_value(str(folder)).run()
+    assert at.sidebar.checkbox(key="noise_auto").value and at.sidebar.slider(key="noise_level").disabled
+    calls = []
+    real_enhance = ve.enhance
+    monkeypatch.setattr(ve, "enhance", lambda *a, **kw: calls.append(kw.get("noise_level")) or real_enhance(*a, **kw))
+    upload(at, "photo.png", png_bytes())
+    at.button(key="enhance").click().run()
+    at.sidebar.checkbox(key="noise_auto").uncheck().run()
+    at.sidebar.slider(key="noise_level").set_value(30).run()
+    at.button(key="enhance").click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert calls == [None, 30.0]  # automatic, then the level chosen
