@@ -137,3 +137,24 @@ def test_cli_exits_2_on_an_impossible_device(command, tmp_path, capsys):
     err = capsys.readouterr().err
     assert re.search(rf"vae-enhance {command}: error: device '{device}'", err), err
     assert "Traceback" not in err and not (tmp_path / "out").exists()
+
+
+def test_hub_weights_larger_than_the_config_needs_are_not_downloaded(tmp_path, monkeypatch, tiny_model):
+    from huggingface_hub import constants
+    from test_hub_loopback import FakeHub
+
+    folder = save_model(tiny_model, tmp_path / "m")
+    oversized = b"\0" * (weights_bytes_limit(tiny_model.config) + 1)
+    fake = FakeHub()
+    fake.add("tester/big", "c" * 40, {CONFIG_NAME: (folder / CONFIG_NAME).read_bytes(), WEIGHTS_NAME: oversized})
+    monkeypatch.setenv("HF_ENDPOINT", fake.url)
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hf-cache"))
+    monkeypatch.setattr(constants, "HF_HUB_DISABLE_TELEMETRY", True)
+    try:
+        with pytest.raises(ve.ModelLoadError, match="tester/big.*more than its config.json can need"):
+            ve.load_model("tester/big", device="cpu")
+        assert not [path for method, path in fake.requests if method == "GET" and path.startswith("/blobs/")]
+    finally:
+        fake.close()

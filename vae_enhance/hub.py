@@ -149,6 +149,7 @@ def _check_hub_checksum(path: Path, repo_id: str) -> None:
 
 def _hub_files(repo_id: str, revision: str | None) -> tuple[Path, Path]:
     """Download (or find in the standard cache) config.json and model.safetensors of a Hub repo."""
+    import httpx2
     from huggingface_hub import get_hf_file_metadata, hf_hub_download, hf_hub_url, try_to_load_from_cache
     from huggingface_hub.errors import (
         GatedRepoError,
@@ -217,7 +218,7 @@ def _hub_files(repo_id: str, revision: str | None) -> tuple[Path, Path]:
             f"cannot be downloaded ({why_cached or 'the Hub is unreachable'}); connect once to download it, "
             "or use a local folder or the bundled weights"
         ) from None
-    except (HfHubHTTPError, OSError) as err:
+    except (HfHubHTTPError, OSError, httpx2.TransportError) as err:  # e.g. the Hub went away mid-load
         raise ModelLoadError(f"could not download Hub repo {repo_id!r}{at}: {err}") from None
     _check_hub_checksum(weights_path, repo_id)
     if why_cached:
