@@ -73,11 +73,12 @@ def read_settings() -> Settings:
         st.stop()
 
 
-@st.cache_resource(show_spinner="Loading the model...")
+@st.cache_resource(show_spinner="Loading the model...", max_entries=16)
 def listed_model(source: str, class_id: int) -> ve.VAEEnhancer:
     """A model of the operator's list, shared by every session ('' = bundled weights).
 
-    The list is closed, so these never evict each other. class_id is id(ve.VAEEnhancer): when Streamlit
+    The list is closed, so these do not evict each other (max_entries drops the models of an old class
+    after code reloads, while fewer than 16 are listed). class_id is id(ve.VAEEnhancer): when Streamlit
     reloads the package after a source change, a model of the old class would fail enhance()'s type check.
     """
     return ve.load_model(source or None)
