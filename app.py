@@ -194,19 +194,18 @@ def get_photo(tasks: list[str]) -> Photo:
         type=ah.UPLOAD_TYPES,
         key="upload",
     )
-    example = next((e for e in ah.EXAMPLES if e.file == st.session_state.get("example")), None)
-    if upload is None:
-        show_examples(tasks)
     if upload is not None:
         photo_id, name, read = upload.file_id, upload.name, upload.getvalue
-    elif example is not None:
-        photo_id, name, read = f"example:{example.file}", example.file, example.read
     else:
-        st.info(
-            "Upload a photo to start: a noisy one to denoise, a small one to upscale, or a clean one in Simulate "
-            "mode (sidebar) to see how well the model does."
-        )
-        st.stop()
+        show_examples(tasks)
+        example = next((e for e in ah.EXAMPLES if e.file == st.session_state.get("example")), None)
+        if example is None:
+            st.info(
+                "Upload a photo to start: a noisy one to denoise, a small one to upscale, or a clean one in "
+                "Simulate mode (sidebar) to see how well the model does."
+            )
+            st.stop()
+        photo_id, name, read = f"example:{example.file}", example.file, example.read
     try:
         img = memo("photo", (photo_id,), lambda: ve.read_image(read(), max_pixels=ah.MAX_INPUT_PIXELS))
     except ve.ImageError as err:
@@ -269,14 +268,14 @@ def timing(waited: float, seconds: float, model: ve.VAEEnhancer) -> str:
 
 def restore(model: ve.VAEEnhancer, photo: Photo, choice: Choice, progress) -> dict:
     """The enhance button's job: the result, or in simulate mode the degraded input, result and scores."""
-    options = {"noise_level": choice.noise_level} if choice.noise_level is not None else {}
     if choice.mode == SIMULATE:
         sim = ah.simulate(photo.img, choice.sigma, choice.scale)
-        out = ve.enhance(model, sim.lq, choice.scale, progress=progress, **options)
+        out = ve.enhance(model, sim.lq, choice.scale, noise_level=choice.noise_level, progress=progress)
         others = ah.baselines(sim)
         return {"lq": sim.lq, "out": out, "sim": sim, "baselines": others, "rows": ah.score_rows(sim, out, others)}
     ah.check_output_size(photo.img.shape, choice.scale)
-    return {"lq": photo.img, "out": ve.enhance(model, photo.img, choice.scale, progress=progress, **options)}
+    out = ve.enhance(model, photo.img, choice.scale, noise_level=choice.noise_level, progress=progress)
+    return {"lq": photo.img, "out": out}
 
 
 def enhance_section(model: ve.VAEEnhancer, photo: Photo, choice: Choice, key: tuple, queue: JobQueue) -> str:
@@ -392,10 +391,12 @@ def show_variations(model: ve.VAEEnhancer, lq: np.ndarray, stem: str, choice: Ch
     if st.button("Generate variations", key="variations", type="primary"):
         st.session_state["variations_request"] = key
     if st.session_state.get("variations_request") == key:
-        options = {"noise_level": choice.noise_level} if choice.noise_level is not None else {}
 
         def draw(progress):
-            return ve.variations(model, window, n, choice.scale, temperature, seed, progress=progress, **options)
+            level = choice.noise_level
+            return ve.variations(
+                model, window, n, choice.scale, temperature, seed, noise_level=level, progress=progress
+            )
 
         with job_request("variations_request"):
             try:
