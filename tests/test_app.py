@@ -204,7 +204,8 @@ def test_a_job_waits_for_a_free_slot(operator_settings, app):
     held.__enter__()
 
     def release_once_queued():
-        while queue.ahead() - queue.running() < 1:  # until the app's job is waiting
+        deadline = time.monotonic() + 60
+        while queue.ahead() - queue.running() < 1 and time.monotonic() < deadline:  # the app's job waits
             time.sleep(0.05)
         time.sleep(1.5)
         held.__exit__(None, None, None)

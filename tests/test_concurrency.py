@@ -65,36 +65,60 @@ def test_threads_leave_the_model_untouched(tiny_model):
     assert not tiny_model.training
 
 
-def test_queue_bounds_running_jobs_and_keeps_arrival_order():
-    queue = JobQueue(2)
-    running, peak, order, seen = [0], [0], [], {}
-    lock = threading.Lock()
+def _until(condition, seconds: float = 10) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.01)
+
+
+def _queued_jobs(queue: JobQueue, count: int):
+    """count threads that each hold a slot until `gate` is set, started one by one (arrival order 0..count-1).
+
+    Returns (threads, gate, order in which jobs started, {job: jobs ahead when first told}, peak running).
+    """
     gate = threading.Event()
+    lock = threading.Lock()
+    order, seen, state = [], {}, {"running": 0, "peak": 0}
 
     def job(i: int) -> None:
         with queue.slot(on_wait=lambda ahead: seen.setdefault(i, ahead), poll=0.05):
             with lock:
-                running[0] += 1
-                peak[0] = max(peak[0], running[0])
+                state["running"] += 1
+                state["peak"] = max(state["peak"], state["running"])
                 order.append(i)
-            gate.wait(5)
+            gate.wait(30)
             with lock:
-                running[0] -= 1
+                state["running"] -= 1
 
     threads = []
-    for i in range(6):  # started one by one, so the arrival order is 0..5
+    for i in range(count):
         threads.append(threading.Thread(target=job, args=(i,)))
         threads[-1].start()
-        deadline = time.monotonic() + 5
-        while queue.ahead() < i + 1 and time.monotonic() < deadline:
-            time.sleep(0.01)
+        _until(lambda i=i: queue.ahead() >= i + 1)
+    return threads, gate, order, seen, state
+
+
+def test_queue_bounds_running_jobs_and_says_how_many_are_ahead():
+    queue = JobQueue(2)
+    threads, gate, _, seen, state = _queued_jobs(queue, 6)
+    _until(lambda: len(seen) == 4)
     assert queue.running() == 2 and queue.ahead() == 6
     assert seen == {2: 2, 3: 3, 4: 4, 5: 5}  # each waiting job was told the jobs ahead of it
     gate.set()
     for thread in threads:
-        thread.join(10)
-    assert peak[0] == 2 and order == list(range(6))
+        thread.join(30)
+    assert state["peak"] == 2
     assert queue.running() == 0 and queue.ahead() == 0
+
+
+def test_queue_serves_in_arrival_order():
+    queue = JobQueue(1)
+    threads, gate, order, _, _ = _queued_jobs(queue, 5)
+    gate.set()
+    for thread in threads:
+        thread.join(30)
+    assert order == list(range(5))
 
 
 def test_an_interrupted_wait_gives_its_place_back():
