@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -17,7 +18,9 @@ import vae_enhance as ve
 from vae_enhance.cli import main
 from vae_enhance.config import PRESETS
 from vae_enhance.data import CropSampler, list_images, load_images, load_rgb8, split
-from vae_enhance.train import TrainConfig
+from vae_enhance.hub import save_model
+from vae_enhance.model import VAEEnhancer
+from vae_enhance.train import TrainConfig, train, warm_start
 
 
 def _log_rows(out):
@@ -38,7 +41,7 @@ def test_log_has_per_channel_kl_and_validation(trained_dir):
     latent = PRESETS["tiny"].latent_channels
     assert [int(r["step"]) for r in rows] == [2, 4]
     for row in rows:
-        for key in ["loss", "kl", "val_score", "val_denoise25", "val_x2", "val_x4"] + [
+        for key in ["loss", "kl", "val_score", "val_denoise25", "val_camera", "val_x2", "val_x4"] + [
             f"kl_c{c}" for c in range(latent)
         ]:
             assert math.isfinite(float(row[key])), key
@@ -55,18 +58,98 @@ def test_trained_model_loads_and_enhances(trained_dir):
 def test_resume_continues_from_the_checkpoint(trained_dir, train_data, tmp_path, capsys):
     out = tmp_path / "resumed"
     shutil.copytree(trained_dir, out)
-    before = torch.load(out / "checkpoint.pt", weights_only=False)
+    before = _checkpoint(out)
     assert before["step"] == 4
     with (out / "log.csv").open("a") as f:  # a row logged after the checkpoint, as an interrupted run leaves
         f.write("5" + "," * (len(_log_rows(out)[0]) - 1) + "\n")
     code = main(["train", "--data", str(train_data), "--out", str(out), "--steps", "6", "--resume", *TRAIN_ARGS])
     assert code == 0
     assert "at step 4" in capsys.readouterr().out
-    after = torch.load(out / "checkpoint.pt", weights_only=False)
+    after = _checkpoint(out)
     assert after["step"] == 6
     assert not torch.equal(after["model"]["decoder.out.weight"], before["model"]["decoder.out.weight"])
     assert [int(r["step"]) for r in _log_rows(out)] == [2, 4, 6]  # rows past the checkpoint dropped, header kept
     ve.load_model(out, device="cpu")
+
+
+def _checkpoint(out):
+    return torch.load(out / "checkpoint.pt", weights_only=True)
+
+
+def _assert_same_state(a, b, path="checkpoint"):
+    if isinstance(a, torch.Tensor):
+        assert torch.equal(a, b), path
+    elif isinstance(a, dict):
+        assert a.keys() == b.keys(), path
+        for k in a:
+            _assert_same_state(a[k], b[k], f"{path}.{k}")
+    elif isinstance(a, (list, tuple)):
+        assert len(a) == len(b), path
+        for i, (x, y) in enumerate(zip(a, b, strict=True)):
+            _assert_same_state(x, y, f"{path}[{i}]")
+    else:
+        assert a == b, path
+
+
+# Every part of a step that draws random numbers: real-photo noise, JPEG, best-of-K, a told/blind noise level.
+EXACT_ARGS = ["--camera-fraction", "0.3", "--correlated-fraction", "0.2", "--jpeg-fraction", "0.5", "--best-of", "2"]
+
+
+def test_resumed_run_equals_an_uninterrupted_one(train_data, tmp_path):
+    whole, legs = tmp_path / "whole", tmp_path / "legs"
+    common = ["--data", str(train_data), "--steps", "6", *TRAIN_ARGS, *EXACT_ARGS]
+    assert main(["train", "--out", str(whole), *common]) == 0
+    assert main(["train", "--out", str(legs), "--stop-at", "3", *common]) == 0
+    assert _checkpoint(legs)["step"] == 3
+    assert main(["train", "--out", str(legs), "--resume", *common]) == 0
+    a, b = _checkpoint(whole), _checkpoint(legs)
+    assert a["step"] == b["step"] == 6
+    for key in ("model", "ema", "opt", "sched", "crop_gen", "noise_gen", "best"):
+        _assert_same_state(a[key], b[key], key)
+
+
+def test_training_lowers_the_loss(train_data, tmp_path):
+    cfg = TrainConfig(data=str(train_data), out=str(tmp_path / "out"), steps=60, preset="tiny", batch=4, patch=32,
+                      val_every=60, val_count=1, log_every=10, device="cpu", lr=2e-3, kl_warmup=10)  # fmt: skip
+    train(cfg)
+    losses = [float(r["loss"]) for r in _log_rows(tmp_path / "out")]
+    assert len(losses) == 6
+    assert np.mean(losses[-2:]) < 0.8 * np.mean(losses[:2]), losses
+
+
+def test_warm_start_copies_what_fits(trained_dir, tmp_path):
+    # Same shape: every tensor copied, so the new model starts as the old one.
+    same = VAEEnhancer(PRESETS["tiny"])
+    assert warm_start(same, str(trained_dir)) == (len(same.state_dict()),) * 2
+    old = ve.load_model(trained_dir, device="cpu").state_dict()
+    assert all(torch.equal(v, old[k]) for k, v in same.state_dict().items())
+    # From a v0.1-like shape (no noise-level input, latent at 1/8): what fits is copied, the rest starts fresh.
+    older = tmp_path / "older"
+    save_model(VAEEnhancer(replace(PRESETS["tiny"], noise_input=False, latent_stride=8)), older)
+    grown = VAEEnhancer(PRESETS["tiny"])
+    copied, total = warm_start(grown, str(older))
+    assert 0 < copied < total
+    assert torch.equal(
+        grown.state_dict()["prior_net.stem.weight"], ve.load_model(older).state_dict()["prior_net.stem.weight"]
+    )
+
+
+def test_time_limit_ends_the_leg_with_a_checkpoint(train_data, tmp_path, capsys):
+    out = tmp_path / "out"
+    args = ["train", "--data", str(train_data), "--out", str(out), "--steps", "1000", "--time-limit", "0.0001"]
+    assert main([*args, *TRAIN_ARGS]) == 0
+    step = _checkpoint(out)["step"]
+    assert 1 <= step < 1000
+    assert f"leg ended at step {step} of 1000" in capsys.readouterr().out
+
+
+def test_resume_refuses_another_shape(trained_dir, train_data, tmp_path, capsys):
+    out = tmp_path / "other"
+    shutil.copytree(trained_dir, out)
+    args = ["train", "--data", str(train_data), "--out", str(out), "--steps", "6", "--resume"]
+    code = main([*args, *TRAIN_ARGS, "--shape", '{"latent_stride": 8}'])
+    assert code == 2
+    assert "same --preset" in capsys.readouterr().err
 
 
 def test_torchrun_two_cpu_processes(train_data, tmp_path):
@@ -144,6 +227,11 @@ def test_crop_sampler_is_seeded(make_folder):
         ({"preset": "huge"}, "--preset"),
         ({"steps": 0}, "--steps"),
         ({"scales": (3,)}, "--scales"),
+        ({"shape": {"depth": 3}}, "--shape"),
+        ({"shape": {"latent_stride": 2}}, "latent_stride"),
+        ({"camera_fraction": 2.0}, "camera_fraction"),
+        ({"best_of": -1}, "--best-of"),
+        ({"stop_at": -1}, "--stop-at"),
     ],
 )
 def test_train_config_validation(changes, message):

@@ -7,6 +7,7 @@ function it calls (EnhanceOptions, EvalOptions, BenchOptions), whose defaults ar
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 
@@ -37,7 +38,20 @@ def _add_model_option(p) -> None:
     )
 
 
+def _shape(text: str) -> dict:
+    try:
+        shape = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise argparse.ArgumentTypeError(f"--shape must be a JSON object: {err}") from None
+    if not isinstance(shape, dict):
+        raise argparse.ArgumentTypeError("--shape must be a JSON object of model config fields")
+    return shape
+
+
 def _add_train(sub) -> None:
+    from vae_enhance.train import TrainConfig
+
+    d = TrainConfig.defaults()
     p = sub.add_parser(
         "train",
         help="train a model on a folder of clean photos",
@@ -46,22 +60,41 @@ def _add_train(sub) -> None:
     )
     p.add_argument("--data", required=True, help="folder of clean training images (searched recursively)")
     p.add_argument("--out", required=True, help="output folder: weights, checkpoint.pt, log.csv, curves.png")
-    p.add_argument("--steps", type=int, default=20_000, help="optimiser steps (default 20000)")
-    p.add_argument("--preset", choices=sorted(PRESETS), default="small", help="model size (default small)")
-    p.add_argument("--batch", type=int, default=16, help="crops per step and process (default 16)")
-    p.add_argument("--patch", type=int, default=96, help="crop side in pixels, a multiple of 32 (default 96)")
-    p.add_argument("--lr", type=float, default=5e-4, help="peak learning rate (default 5e-4)")
-    p.add_argument("--beta", type=float, default=1e-3, help="KL weight (default 1e-3)")
-    p.add_argument("--free-bits", type=float, default=0.1, help="KL free bits per latent element (default 0.1)")
-    p.add_argument("--kl-warmup", type=int, default=2000, help="steps of KL warm-up (default 2000)")
-    p.add_argument("--det-weight", type=float, default=0.5, help="weight of the loss on the prior-mean output")
-    p.add_argument("--blur-max", type=float, default=0.0, help="max Gaussian blur sigma before downscaling")
-    p.add_argument("--jpeg-fraction", type=float, default=0.0, help="fraction of inputs JPEG-compressed")
-    p.add_argument("--scales", default="1,1,2,4", help="scales cycled per step (default 1,1,2,4)")
-    p.add_argument("--val-every", type=int, default=1000, help="validate and checkpoint every N steps")
-    p.add_argument("--val-count", type=int, default=16, help="training images held out for validation")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="", help="cpu or cuda (default: cuda when available)")
+    p.add_argument("--steps", type=int, default=d["steps"], help="total optimiser steps of the run, resumes included")
+    p.add_argument("--stop-at", type=int, default=d["stop_at"], help="end this leg at step N (checkpointed)")
+    p.add_argument("--time-limit", type=float, default=d["time_limit"], help="end this leg after N minutes")
+    p.add_argument("--preset", choices=sorted(PRESETS), default=d["preset"], help="model shape (default %(default)s)")
+    p.add_argument(
+        "--shape",
+        type=_shape,
+        default=d["shape"],
+        metavar="JSON",
+        help='model fields over the preset\'s, e.g. \'{"latent_stride": 4, "blocks": [1, 2, 3]}\'',
+    )
+    p.add_argument("--init", default=d["init"], metavar="WEIGHTS", help="warm start from a weights folder")
+    p.add_argument("--batch", type=int, default=d["batch"], help="crops per step and process (default %(default)s)")
+    p.add_argument("--patch", type=int, default=d["patch"], help="crop side, a multiple of 32 (default %(default)s)")
+    p.add_argument("--lr", type=float, default=d["lr"], help="peak learning rate (default %(default)s)")
+    p.add_argument("--beta", type=float, default=d["beta"], help="KL weight (default %(default)s)")
+    p.add_argument("--free-bits", type=float, default=d["free_bits"], help="KL free bits per latent element")
+    p.add_argument("--kl-warmup", type=int, default=d["kl_warmup"], help="steps of KL warm-up")
+    p.add_argument("--det-weight", type=float, default=d["det_weight"], help="weight of the prior-mean output's loss")
+    p.add_argument("--sample-weight", type=float, default=d["sample_weight"], help="weight of the posterior sample's")
+    p.add_argument("--best-of", type=int, default=d["best_of"], help="K prior samples whose best is scored (0 = off)")
+    p.add_argument("--best-of-weight", type=float, default=d["best_of_weight"], help="weight of that best sample")
+    p.add_argument("--level-known", type=float, default=d["level_known"], help="share of inputs told their noise")
+    p.add_argument("--scales", default=",".join(map(str, d["scales"])), help="scales cycled per step")
+    p.add_argument("--clean-fraction", type=float, default=d["clean_fraction"], help="denoising inputs left clean")
+    p.add_argument("--sr-clean-fraction", type=float, default=d["sr_clean_fraction"], help="SR inputs left clean")
+    p.add_argument("--sr-sigma-max", type=float, default=d["sr_sigma_max"], help="noise ceiling of SR inputs (0-255)")
+    p.add_argument("--camera-fraction", type=float, default=d["camera_fraction"], help="noisy inputs with camera noise")
+    p.add_argument("--correlated-fraction", type=float, default=d["correlated_fraction"], help="... correlated noise")
+    p.add_argument("--jpeg-fraction", type=float, default=d["jpeg_fraction"], help="camera-like inputs through JPEG")
+    p.add_argument("--blur-max", type=float, default=d["blur_max"], help="max Gaussian blur sigma before downscaling")
+    p.add_argument("--val-every", type=int, default=d["val_every"], help="validate and checkpoint every N steps")
+    p.add_argument("--val-count", type=int, default=d["val_count"], help="training images held out for validation")
+    p.add_argument("--seed", type=int, default=d["seed"])
+    p.add_argument("--device", default=d["device"], help="cpu or cuda (default: cuda when available)")
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
 
 
@@ -185,27 +218,9 @@ def build_parser() -> argparse.ArgumentParser:
 def _cmd_train(args) -> int:
     from vae_enhance.train import TrainConfig, train
 
-    cfg = TrainConfig(
-        data=args.data,
-        out=args.out,
-        steps=args.steps,
-        preset=args.preset,
-        batch=args.batch,
-        patch=args.patch,
-        lr=args.lr,
-        beta=args.beta,
-        free_bits=args.free_bits,
-        kl_warmup=args.kl_warmup,
-        det_weight=args.det_weight,
-        blur_max=args.blur_max,
-        jpeg_fraction=args.jpeg_fraction,
-        scales=tuple(int(s) for s in args.scales.split(",")),
-        val_every=args.val_every,
-        val_count=args.val_count,
-        seed=args.seed,
-        device=args.device,
-    )
-    train(cfg, resume=args.resume)
+    options = {k: v for k, v in vars(args).items() if k in TrainConfig.defaults() or k in ("data", "out")}
+    options["scales"] = tuple(int(s) for s in args.scales.split(","))
+    train(TrainConfig(**options), resume=args.resume)
     return 0
 
 

@@ -85,10 +85,23 @@ def _check_limits(config: ModelConfig) -> None:
                 raise ValueError(f"{name} must be whole numbers of at most {top}, got {value!r}")
 
 
-# Presets for `vae-enhance train --preset`. tiny trains in seconds on a CPU (tests);
-# small is what a CPU can train in an hour or two; base is the GPU release shape.
+# Presets for `vae-enhance train --preset`. tiny trains in seconds on a CPU (tests); small is the
+# release shape, sized so that CPU inference stays faster than OpenCV's non-local means (512 x 512 in
+# about 16 GMAC); small-v1 is the shape of the v0.1 weights; base is a GPU shape.
 PRESETS: dict[str, ModelConfig] = {
-    "tiny": ModelConfig(widths=(8, 12, 16), blocks=(0, 0, 1), latent_channels=2, posterior_width=8),
-    "small": ModelConfig(widths=(32, 64, 128), blocks=(1, 1, 2), latent_channels=4, posterior_width=32),
-    "base": ModelConfig(widths=(64, 128, 256), blocks=(2, 2, 4), latent_channels=8, posterior_width=64),
+    "tiny": ModelConfig(
+        widths=(8, 12, 16), blocks=(0, 0, 1), latent_channels=2, posterior_width=8, latent_stride=4, noise_input=True
+    ),
+    "small": ModelConfig(
+        widths=(32, 64, 128), blocks=(1, 2, 3), latent_channels=4, posterior_width=32, latent_stride=4, noise_input=True
+    ),
+    "small-v1": ModelConfig(widths=(32, 64, 128), blocks=(1, 1, 2), latent_channels=4, posterior_width=32),
+    "base": ModelConfig(
+        widths=(64, 128, 256),
+        blocks=(2, 2, 4),
+        latent_channels=8,
+        posterior_width=64,
+        latent_stride=4,
+        noise_input=True,
+    ),
 }

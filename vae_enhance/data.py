@@ -8,9 +8,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from vae_enhance.image_io import ImageError, from_float, read_image, to_float
-
-EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
+from vae_enhance.image_io import READ_EXTENSIONS, ImageError, from_float, read_image, to_float
 
 
 def list_images(root: str | Path) -> list[Path]:
@@ -18,9 +16,9 @@ def list_images(root: str | Path) -> list[Path]:
     root = Path(root)
     if not root.is_dir():
         raise ValueError(f"--data {root}: no such folder; point it at a folder of images")
-    paths = sorted(p for p in root.rglob("*") if p.suffix.lower() in EXTENSIONS and p.is_file())
+    paths = sorted(p for p in root.rglob("*") if p.suffix.lower() in READ_EXTENSIONS and p.is_file())
     if not paths:
-        raise ValueError(f"--data {root}: no images ({', '.join(EXTENSIONS)}) found below it")
+        raise ValueError(f"--data {root}: no images ({', '.join(READ_EXTENSIONS)}) found below it")
     return paths
 
 

@@ -123,8 +123,10 @@ def _restore(
     if temperature > 0:
         # Noise for the whole latent grid, drawn once on the CPU: tiles slice it, so tiled samples
         # match untiled ones and a seed gives the same photo on any device.
+        # The grid covers the output padded to MULTIPLE, as the network pads it.
         stride = model.latent_stride
-        grid = (-(-out_h // stride), -(-out_w // stride))
+        per = MULTIPLE // stride
+        grid = (-(-out_h // MULTIPLE) * per, -(-out_w // MULTIPLE) * per)
         gen = torch.Generator().manual_seed(int(seed))
         eps = torch.randn((n, model.config.latent_channels, *grid), generator=gen)
 

@@ -42,6 +42,8 @@ class TrainConfig:
     data: str
     out: str
     steps: int = 20_000  # the whole campaign: the cosine schedule spans it, across resumes
+    stop_at: int = 0  # end this leg at this step (checkpointed), 0 = at `steps`
+    time_limit: float = 0.0  # end this leg after this many minutes (checkpointed), 0 = no limit
     preset: str = "small"
     shape: dict = field(default_factory=dict)  # ModelConfig fields that override the preset's
     init: str = ""  # warm start: a weights folder whose same-shaped tensors seed the model
@@ -79,6 +81,8 @@ class TrainConfig:
             raise ValueError(f"--patch must be a multiple of 32 (>= 32), got {self.patch}")
         if min(self.steps, self.batch, self.val_every, self.log_every, self.val_count) < 1:
             raise ValueError("--steps, --batch, --val-every and --val-count must be at least 1")
+        if self.stop_at < 0 or self.time_limit < 0:
+            raise ValueError("--stop-at and --time-limit must be >= 0 (0 = none)")
         if self.best_of < 0 or not 0.0 <= self.level_known <= 1.0:
             raise ValueError("--best-of must be >= 0 and --level-known in [0, 1]")
         self.scales = tuple(int(s) for s in self.scales)
@@ -91,7 +95,9 @@ class TrainConfig:
         """The preset, with `shape`'s fields replaced."""
         known = {f.name for f in fields(ModelConfig)} - {"format_version"}
         if set(self.shape) - known:
-            raise ValueError(f"--shape sets unknown model fields {sorted(set(self.shape) - known)}; known: {sorted(known)}")
+            raise ValueError(
+                f"--shape sets unknown model fields {sorted(set(self.shape) - known)}; known: {sorted(known)}"
+            )
         return replace(PRESETS[self.preset], **self.shape)
 
     def degradation(self) -> Degradation:
@@ -108,7 +114,8 @@ class TrainConfig:
     @classmethod
     def defaults(cls) -> dict:
         """Field name -> default, for the command line (one source of truth)."""
-        return {f.name: f.default for f in fields(cls) if f.default is not MISSING}
+        made = {f.name: f.default_factory() for f in fields(cls) if f.default_factory is not MISSING}
+        return {f.name: f.default for f in fields(cls) if f.default is not MISSING} | made
 
 
 def charbonnier(out: torch.Tensor, hq: torch.Tensor, eps: float = 1e-3) -> torch.Tensor:
@@ -166,20 +173,24 @@ VAL_SIGMA = 25 / 255
 
 
 @torch.no_grad()
-def validate(model: VAEEnhancer, hq: torch.Tensor) -> dict[str, float]:
-    """Temperature-0 PSNR on held-out crops: denoise sigma 25 and camera noise (RGB), x2 and x4 (Y, border = scale)."""
+def validate(model: VAEEnhancer, hq: torch.Tensor, scales: tuple[int, ...] | None = None) -> dict[str, float]:
+    """Temperature-0 PSNR on held-out crops: denoise sigma 25 and camera noise (RGB), x2 and x4 (Y, border = scale).
+
+    scales: the ones to score (default: the model's); a run validates the scales it trains.
+    """
+    scales = model.config.scales if scales is None else scales
     gen = torch.Generator(device=hq.device).manual_seed(1234)
     results = {}
 
     def run(lq: torch.Tensor, scale: int) -> torch.Tensor:
         return torch.cat([model(lq[i : i + 8], scale) for i in range(0, len(lq), 8)]).clamp(0, 1)
 
-    if 1 in model.config.scales:
+    if 1 in scales:
         noisy = add_noise(hq, torch.full((hq.shape[0],), VAL_SIGMA, device=hq.device), gen)
         results["val_denoise25"] = psnr(run(noisy, 1), hq).mean().item()
         camera = quantize8(hq + camera_noise(hq, gen))
         results["val_camera"] = psnr(run(camera, 1), hq).mean().item()
-    for scale in (s for s in model.config.scales if s > 1):
+    for scale in sorted(s for s in set(scales) if s > 1):
         results[f"val_x{scale}"] = psnr_y(run(downscale(hq, scale), scale), hq, border=scale).mean().item()
     results["val_score"] = sum(results.values()) / len(results)
     return results
@@ -241,7 +252,8 @@ def _plot(log_path: Path, png_path: Path) -> None:
         ax.set_xlabel("step")
         if not keys[0].startswith("val"):
             ax.set_yscale("log")  # a single unstable step must not flatten the rest of the curve
-        ax.legend()
+        if ax.lines:
+            ax.legend()
         ax.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(png_path, dpi=100)
@@ -372,11 +384,20 @@ class Run:
     def validate_and_keep(self) -> dict[str, float]:
         """Validate the EMA weights; save them as the run's model when they are the best so far."""
         self.ema.module.eval()
-        scores = validate(self.ema.module, self.val_hq)
+        scores = validate(self.ema.module, self.val_hq, self.cfg.scales)
         if scores["val_score"] > self.best:
             self.best = scores["val_score"]
             save_model(self.ema.module, self.out_dir)
         return scores
+
+
+def _agree(flag: bool, run: Run) -> bool:
+    """rank 0's flag on every rank (a no-op without torchrun)."""
+    if run.world == 1:
+        return flag
+    t = torch.tensor([float(flag)], device=run.device)
+    dist.broadcast(t, src=0)
+    return bool(t.item())
 
 
 class Log:
@@ -430,24 +451,33 @@ def train(cfg: TrainConfig, model_config: ModelConfig | None = None, resume: boo
     if run.is_main:
         (run.out_dir / "train_config.json").write_text(json.dumps(asdict(cfg), indent=2))
     log = Log(run, resume)
+    end = min(cfg.stop_at or cfg.steps, cfg.steps)
+    deadline = time.time() + 60 * cfg.time_limit if cfg.time_limit else math.inf
     bar = tqdm(total=cfg.steps, initial=run.step, disable=not run.is_main, dynamic_ncols=True)
-    while run.step < cfg.steps:
+    while run.step < end:
         log.add(run.train_step())
         bar.update()
         done = run.step
+        # Under torchrun every rank must agree to stop; rank 0's clock decides.
+        out_of_time = _agree(time.time() > deadline, run)
+        leg_ends = done == end or out_of_time
         validating = done % cfg.val_every == 0 or done == cfg.steps
-        if not run.is_main or not (validating or done % cfg.log_every == 0):
-            continue
-        scores = run.validate_and_keep() if validating else None
-        if validating:
-            run.save_checkpoint()
-            bar.write(f"step {done}: " + ", ".join(f"{k} {v:.2f}" for k, v in scores.items()) + f" (best {run.best:.2f})")
-        row = log.write(done, run.sched.get_last_lr()[0], scores)
-        bar.set_postfix(loss=f"{row['loss']:.4f}", kl=f"{row['kl']:.3f}", psnr=f"{row['psnr']:.2f}")
+        if run.is_main and (validating or leg_ends or done % cfg.log_every == 0):
+            scores = run.validate_and_keep() if validating else None
+            if validating or leg_ends:
+                run.save_checkpoint()
+            if scores:
+                line = ", ".join(f"{k} {v:.2f}" for k, v in scores.items())
+                bar.write(f"step {done}: {line} (best {run.best:.2f})")
+            row = log.write(done, run.sched.get_last_lr()[0], scores)
+            bar.set_postfix(loss=f"{row['loss']:.4f}", kl=f"{row['kl']:.3f}", psnr=f"{row['psnr']:.2f}")
+        if out_of_time:
+            break
     bar.close()
     if run.is_main:
         _plot(log.path, run.out_dir / "curves.png")
-        print(f"done: {cfg.steps} steps in {time.time() - log.t0:.0f} s; best validation score {run.best:.2f} dB; {run.out_dir}")
+        status = "done" if run.step == cfg.steps else f"leg ended at step {run.step} of {cfg.steps} (--resume goes on)"
+        print(f"{status}: {time.time() - log.t0:.0f} s; best validation score {run.best:.2f} dB; {run.out_dir}")
     if run.world > 1:
         dist.barrier()
         dist.destroy_process_group()

@@ -1,0 +1,94 @@
+"""Quick figures for comparing training runs (ablations), on the evaluation sets' protocol of DESIGN.md.
+
+    python scripts/quick_eval.py runs/A runs/B --eval ../shared/data/eval [--cbsd 10] [--what sr2,sr4,dn25,real,var]
+
+For each model: Set5 x2 / x4 Y-PSNR (blind, and told "clean" when the model has a noise-level input),
+CBSD68 sigma 25 on the first --cbsd images, CC15 real noise, and the variations check (Set5 x4, 8 samples
+at temperature 1: mean per-pixel std, worst drop of a sample below temperature 0, and the correlation of
+the std map with the temperature-0 error). Faster than the full `vae-enhance eval`; the shipped figures
+come from that and from scripts/benchmark_report.py.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from vae_enhance.baselines import bicubic, noisy  # noqa: E402
+from vae_enhance.hub import load_model  # noqa: E402
+from vae_enhance.image_io import from_float, read_image, to_float, to_rgb_float  # noqa: E402
+from vae_enhance.inference import enhance  # noqa: E402
+from vae_enhance.metrics import psnr, psnr_y, to_tensor  # noqa: E402
+from vae_enhance.uncertainty import variation_stats  # noqa: E402
+
+
+def sr_pairs(folder: Path, scale: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    pairs = []
+    for path in sorted(folder.glob("*.png")):
+        hq8 = from_float(to_rgb_float(read_image(path)), np.uint8)
+        h, w = hq8.shape[0] // scale * scale, hq8.shape[1] // scale * scale
+        hq8 = np.ascontiguousarray(hq8[:h, :w])
+        pairs.append((bicubic(hq8, (w // scale, h // scale)), hq8))
+    return pairs
+
+
+def sr_score(model, pairs, scale: int, level=None) -> float:
+    scores = []
+    for lq8, hq8 in pairs:
+        out = enhance(model, lq8, scale, noise_level=level)
+        scores.append(psnr_y(to_tensor(to_float(out)), to_tensor(to_float(hq8)), border=scale).item())
+    return float(np.mean(scores))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("models", nargs="+")
+    parser.add_argument("--eval", default="../shared/data/eval", type=Path)
+    parser.add_argument("--cbsd", type=int, default=10, help="CBSD68 images for sigma 25 (first N)")
+    parser.add_argument("--what", default="sr2,sr4,dn25,real,var")
+    args = parser.parse_args()
+    what = set(args.what.split(","))
+    torch.set_grad_enabled(False)
+    for source in args.models:
+        model = load_model(source, device="cpu")
+        told = model.config.noise_input
+        row = [Path(source).name]
+        for scale in (2, 4):
+            if f"sr{scale}" in what and scale in model.config.scales:
+                pairs = sr_pairs(args.eval / "Set5", scale)
+                row.append(f"Set5 x{scale} {sr_score(model, pairs, scale):.2f}")
+                if told:
+                    row.append(f"(told 0: {sr_score(model, pairs, scale, 0.0):.2f})")
+        if "dn25" in what and 1 in model.config.scales:
+            scores = []
+            for path in sorted((args.eval / "CBSD68").glob("*.png"))[: args.cbsd]:
+                hq = to_rgb_float(read_image(path))
+                out = np.clip(enhance(model, noisy(hq, 25), 1), 0, 1)
+                scores.append(psnr(to_tensor(out), to_tensor(hq)).item())
+            row.append(f"CBSD68[:{args.cbsd}] s25 {np.mean(scores):.2f}")
+        if "real" in what and 1 in model.config.scales:
+            scores, gains = [], []
+            for path in sorted((args.eval / "CC15").glob("*_real.png")):
+                lq = read_image(path)[..., :3]
+                ref = to_tensor(to_float(read_image(str(path).replace("_real", "_mean"))[..., :3]))
+                score = psnr(to_tensor(to_float(enhance(model, lq, 1))), ref).item()
+                scores.append(score)
+                gains.append(score - psnr(to_tensor(to_float(lq)), ref).item())
+            row.append(f"CC15 {np.mean(scores):.2f} ({sum(g > 0 for g in gains)}/15 above input)")
+        if "var" in what and 4 in model.config.scales:
+            stats = variation_stats(model, [hq for _, hq in sr_pairs(args.eval / "Set5", 4)], scale=4)
+            row.append(
+                f"var std {stats['mean_std_255']:.2f}/255 drop {stats['max_drop_db']:.2f} dB "
+                f"corr {stats['std_error_correlation']:.2f}"
+            )
+        print(" | ".join(row), flush=True)
+
+
+if __name__ == "__main__":
+    main()
