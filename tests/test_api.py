@@ -1,11 +1,16 @@
-"""The public enhance()/variations() API: every layout and dtype, alpha, determinism, seeds, bad arguments."""
+"""The public enhance()/variations() API: every layout and dtype, alpha, determinism, seeds, the noise
+level (strength control), bad arguments."""
 
+import copy
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 
 import numpy as np
 import pytest
+import torch
 
 import vae_enhance as ve
+from vae_enhance.config import PRESETS
 
 DTYPES = [np.uint8, np.uint16, np.float32]
 SHAPES = [(13, 29), (13, 29, 3), (13, 29, 4), (1, 1), (1, 40, 3), (40, 1, 4)]
@@ -153,6 +158,11 @@ def test_one_model_serves_several_threads(tiny_model):
         ({"temperature": float("nan")}, "temperature"),
         ({"temperature": float("inf")}, "temperature"),
         ({"temperature": "1"}, "temperature"),
+        ({"noise_level": -1}, "noise_level"),
+        ({"noise_level": 256}, "noise_level"),
+        ({"noise_level": float("nan")}, "noise_level"),
+        ({"noise_level": "5"}, "noise_level"),
+        ({"noise_level": True}, "noise_level"),
     ],
 )
 def test_bad_arguments(tiny_model, kwargs, message):
@@ -200,3 +210,39 @@ def test_scale_must_be_one_the_model_was_built_for():
     )
     with pytest.raises(ValueError, match="scale"):
         ve.enhance(model.eval(), _image((8, 8, 3), np.uint8), 2)
+
+
+def _listening(model):
+    """A copy of `model` whose noise-level input has weights (a new model's starts at zero: no effect)."""
+    model = copy.deepcopy(model)
+    gen = torch.Generator().manual_seed(0)
+    for layer in (model.prior_net.level_embed.mlp[2], model.prior_net.level_embed.to3):
+        layer.weight.copy_(torch.randn(layer.weight.shape, generator=gen))
+    return model
+
+
+def test_noise_level_is_the_strength_control(tiny_model):
+    model = _listening(tiny_model)
+    img = _image((24, 40, 3), np.uint8)
+    auto = ve.enhance(model, img)
+    np.testing.assert_array_equal(auto, ve.enhance(model, img, noise_level=None))
+    weak, strong = ve.enhance(model, img, noise_level=0), ve.enhance(model, img, noise_level=50)
+    assert not np.array_equal(weak, strong)
+    assert not np.array_equal(auto, weak) and not np.array_equal(auto, strong)
+    samples, _ = ve.variations(model, img, n=2, temperature=0.0, noise_level=50)
+    np.testing.assert_array_equal(samples[0], strong)
+    # Tiled: the level is the photo's, not each tile's.
+    np.testing.assert_allclose(ve.enhance(model, img, noise_level=50, tile=16), strong, atol=1)
+
+
+def test_a_new_noise_level_input_changes_nothing(tiny_model):
+    img = _image((16, 16, 3), np.uint8)
+    np.testing.assert_array_equal(ve.enhance(tiny_model, img, noise_level=30), ve.enhance(tiny_model, img))
+
+
+def test_noise_level_needs_a_model_with_that_input():
+    model = ve.VAEEnhancer(replace(PRESETS["tiny"], noise_input=False)).eval()
+    img = _image((16, 16, 3), np.uint8)
+    ve.enhance(model, img)  # automatic is always fine
+    with pytest.raises(ValueError, match="no noise-level input"):
+        ve.enhance(model, img, noise_level=10)

@@ -138,10 +138,10 @@ def test_out_of_memory_and_bugs_are_reported_per_file(model_dir, tmp_path, capsy
         ve.write_image(tmp_path / f"img{i}.png", _photo(i))
     real = batch.enhance
 
-    def flaky(model, img, scale, tile=None):
+    def flaky(model, img, scale, **kwargs):
         if np.array_equal(img, _photo(1)):
             raise error
-        return real(model, img, scale, tile=tile)
+        return real(model, img, scale, **kwargs)
 
     monkeypatch.setattr(batch, "enhance", flaky)
     assert _run(model_dir, tmp_path, "-o", tmp_path / "out") == 1
@@ -244,3 +244,14 @@ def test_enhance_paths_takes_typed_options(model_dir, tmp_path, capsys):
     assert ve.read_image(tmp_path / "out" / "a_x2.png").shape == (40, 48, 3)
     with pytest.raises(ValueError, match="--format must be one of"):
         batch.enhance_paths(batch.EnhanceOptions(inputs=(tmp_path / "in",), output=tmp_path / "o2", fmt="gif"))
+
+
+def test_noise_level_option(model_dir, tmp_path, capsys):
+    src = tmp_path / "in"
+    src.mkdir()
+    ve.write_image(src / "a.png", np.full((16, 16, 3), 128, np.uint8))
+    assert _run(model_dir, src, "-o", tmp_path / "out", "--noise-level", "12") == 0
+    assert (tmp_path / "out" / "a_denoised.png").is_file()
+    assert _run(model_dir, src, "-o", tmp_path / "out2", "--noise-level", "300") == 2
+    assert "--noise-level must be from 0 to 255" in capsys.readouterr().err
+    assert not (tmp_path / "out2").exists()

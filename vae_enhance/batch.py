@@ -32,12 +32,14 @@ FORMATS = ("png", "tif", "jpg", "webp")
 class EnhanceOptions:
     """What `vae-enhance enhance` does. inputs: image files and/or folders; output: the folder the
     results go to; scale 1 = denoise, 2 or 4 = upscale; tile: input pixels (None = automatic, 0 = off);
+    noise_level: the strength control, the photos' noise on the 0-255 scale (None = automatic);
     model: a source for load_model (None = the bundled weights); fmt: png, tif, jpg or webp."""
 
     inputs: tuple[str, ...]
     output: str | Path
     scale: int = 1
     tile: int | None = None
+    noise_level: float | None = None
     model: str | Path | None = None
     device: str | None = None
     fmt: str = "png"
@@ -107,9 +109,9 @@ def plan_jobs(
     return jobs, skipped, refused
 
 
-def _run_job(model, job: Job, scale: int, tile: int | None) -> None:
+def _run_job(model, job: Job, options: EnhanceOptions) -> None:
     img = read_image(job.source)
-    out = enhance(model, img, scale, tile=tile)
+    out = enhance(model, img, options.scale, noise_level=options.noise_level, tile=options.tile)
     job.target.parent.mkdir(parents=True, exist_ok=True)
     write_image(job.target, out)
 
@@ -138,6 +140,8 @@ def enhance_paths(options: EnhanceOptions) -> int:
     """Enhance every input into options.output; returns the exit code (1 if any input failed)."""
     if options.tile is not None and options.tile < 0:
         raise ValueError(f"--tile must be 0 (off) or a number of pixels, got {options.tile}")
+    if options.noise_level is not None and not 0 <= options.noise_level <= 255:
+        raise ValueError(f"--noise-level must be from 0 to 255 (the 0-255 scale), got {options.noise_level:g}")
     if options.fmt not in FORMATS:
         raise ValueError(f"--format must be one of {', '.join(FORMATS)}, got {options.fmt!r}")
     out_dir = Path(options.output)
@@ -157,10 +161,14 @@ def enhance_paths(options: EnhanceOptions) -> int:
         except OSError as err:
             raise ValueError(f"cannot create the output folder {out_dir} ({err.strerror or err})") from None
         model = load_model(options.model, device=options.device)
+        if options.noise_level is not None and not model.config.noise_input:
+            raise ValueError(
+                f"the model ({model.origin}) has no noise-level input: leave --noise-level out (automatic)"
+            )
     try:
         for job in tqdm(jobs, desc="enhance", unit="img", disable=not jobs):
             try:
-                _run_job(model, job, options.scale, options.tile)
+                _run_job(model, job, options)
                 done += 1
             except Exception as err:  # one bad photo must not stop the batch: report it at the end
                 failed.append((str(job.source), _failure_reason(err)))

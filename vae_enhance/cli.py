@@ -113,6 +113,14 @@ def _add_enhance(sub) -> None:
     p.add_argument(
         "--tile", type=int, default=None, help="tile size in input pixels (0 = off); lower it if out of memory"
     )
+    p.add_argument(
+        "--noise-level",
+        type=float,
+        default=EnhanceOptions.noise_level,
+        metavar="SIGMA",
+        help="how hard to denoise: the photos' noise on the 0-255 scale (0 = keep every detail, 5 = a good "
+        "camera at high ISO, 25 = very noisy); default: the model judges each photo",
+    )
     _add_model_option(p)
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     p.add_argument("--format", default=EnhanceOptions.fmt, choices=FORMATS, help="output format (default %(default)s)")
@@ -232,6 +240,7 @@ def _cmd_enhance(args) -> int:
         output=args.output,
         scale=args.scale,
         tile=args.tile,
+        noise_level=args.noise_level,
         model=args.model,
         device=args.device,
         fmt=args.format,
