@@ -16,7 +16,8 @@ fi
 export PYTHONPATH=.:${PYTHONPATH:-} PYTHONUNBUFFERED=1
 python3 -c "import torch; print('torch', torch.__version__, 'cuda', torch.cuda.is_available(), torch.cuda.get_device_name() if torch.cuda.is_available() else '')"
 mkdir -p "$out"
+rm -rf /tmp/leg
 python3 -m vae_enhance train --data .data/train --out /tmp/leg --time-limit "${LEG_MINUTES:-8.5}" "$@" 2>&1 \
-  | tr '\r' '\n' | grep -v "it/s\]$" | tee "$out/train.txt"
+  | tr '\r' '\n' | grep -vE "it/s|s/it" | tee "$out/train.txt"
 cp /tmp/leg/{config.json,model.safetensors,log.csv,curves.png,train_config.json} "$out/"
 ls -la "$out"

@@ -461,7 +461,7 @@ def train(cfg: TrainConfig, model_config: ModelConfig | None = None, resume: boo
         # Under torchrun every rank must agree to stop; rank 0's clock decides.
         out_of_time = _agree(time.time() > deadline, run)
         leg_ends = done == end or out_of_time
-        validating = done % cfg.val_every == 0 or done == cfg.steps
+        validating = done % cfg.val_every == 0 or leg_ends
         if run.is_main and (validating or leg_ends or done % cfg.log_every == 0):
             scores = run.validate_and_keep() if validating else None
             if validating or leg_ends:
