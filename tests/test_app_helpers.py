@@ -97,14 +97,14 @@ def test_colorize_uses_the_colour_map():
 def test_latent_maps_match_the_prior(tiny_model, rng):
     img = photo(rng, 32, 48)
     maps = ah.latent_maps(tiny_model, img, 2)
-    c = tiny_model.config.latent_channels
-    assert maps.mean.shape == maps.std.shape == (c, 8, 12)  # output 64x96, latent at 1/8
+    c, stride = tiny_model.config.latent_channels, tiny_model.config.latent_stride
+    assert maps.mean.shape == maps.std.shape == (c, 64 // stride, 96 // stride)  # output 64x96
     lq = torch.from_numpy(img.transpose(2, 0, 1).astype(np.float32) / 255)[None]
     with torch.inference_mode():
         dist = tiny_model.encode(lq, 2).dist
     assert np.allclose(maps.mean, dist.mean[0].numpy(), atol=1e-5) and np.all(maps.std > 0)
-    grid = ah.channel_grid(maps.std, "viridis", symmetric=False, cell=24, gap=4)
-    assert grid.shape == (16, c * 24 + (c - 1) * 4, 3)
+    grid = ah.channel_grid(maps.std, "viridis", symmetric=False, cell=96 // stride, gap=4)
+    assert grid.shape == (64 // stride, c * 96 // stride + (c - 1) * 4, 3)  # enlarged x1: cells already that big
 
 
 def test_channel_grid_scales_each_channel():

@@ -216,7 +216,7 @@ def _tensor(rgb: np.ndarray) -> torch.Tensor:
 
 @dataclass
 class LatentMaps:
-    """The prior p(z | lq) of a photo: mean and standard deviation, (C, H/8, W/8) at the output size."""
+    """The prior p(z | lq) of a photo: mean and standard deviation, (C, H/s, W/s), s = config.latent_stride."""
 
     mean: np.ndarray
     std: np.ndarray
