@@ -21,8 +21,8 @@ MAX_JOBS_ENV = "VAE_ENHANCE_MAX_JOBS"
 MODELS_ENV = "VAE_ENHANCE_MODELS"
 ANY_MODEL_ENV = "VAE_ENHANCE_ALLOW_ANY_MODEL"
 # Six sessions each denoising a 12 MP photo (scripts/load_test.py, 2 cores): with 1, 2 and 3 jobs at once the
-# server peaked at 1770, 2010 and 2631 MB. Two stay inside the 2.7 GB a Community Cloud app may get, with
-# room to spare; more at once would not finish sooner on its small CPU share anyway.
+# server peaked at 1770, 2010-2210 and 2631 MB. Two stay inside the 2.7 GB a Community Cloud app may get;
+# more at once would not finish sooner on its small CPU share anyway.
 DEFAULT_MAX_JOBS = 2
 CGROUP = Path("/sys/fs/cgroup")
 _TRUE, _FALSE = {"1", "true", "yes", "on"}, {"", "0", "false", "no", "off"}
