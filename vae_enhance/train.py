@@ -459,7 +459,7 @@ def train(cfg: TrainConfig, model_config: ModelConfig | None = None, resume: boo
         bar.update()
         done = run.step
         # Under torchrun every rank must agree to stop; rank 0's clock decides.
-        out_of_time = _agree(time.time() > deadline, run)
+        out_of_time = cfg.time_limit > 0 and _agree(time.time() > deadline, run)
         leg_ends = done == end or out_of_time
         validating = done % cfg.val_every == 0 or leg_ends
         if run.is_main and (validating or leg_ends or done % cfg.log_every == 0):
