@@ -7,8 +7,10 @@ Three kinds of noise, mixed per image (`Degradation` sets the mix):
 - white Gaussian, unclipped: the benchmarks' noise;
 - a simulated camera: the photo is taken back to linear raw through a random white balance and colour
   matrix, shot and read noise are added to the Bayer mosaic, and the mosaic is demosaiced and processed
-  forward again. The noise this leaves in sRGB depends on the signal, and is correlated across
-  neighbouring pixels (demosaicing) and across channels (the colour matrix), as in real photos;
+  forward again, with the camera's own noise reduction, which damps and blurs chroma noise more than
+  luma noise. The noise this leaves in sRGB depends on the signal, and is correlated across
+  neighbouring pixels (demosaicing, noise reduction) and across channels (colour matrix, chroma
+  noise reduction), as in real photos;
 - Gaussian noise blurred and mixed across channels: the residue of in-camera noise reduction.
 Camera and correlated noise end in an 8-bit quantisation and, for some images, a JPEG round trip.
 """
@@ -112,6 +114,32 @@ def correlated_noise(like: torch.Tensor, sigma: torch.Tensor, generator: torch.G
     return noise * _per_image(sigma) / rms
 
 
+# BT.601 RGB -> (Y, Cb, Cr) without offsets: for noise, which is a difference of images.
+_YCC = torch.tensor([[0.299, 0.587, 0.114], [-0.168736, -0.331264, 0.5], [0.5, -0.418688, -0.081312]])
+
+
+def _blur(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+    """Per-image Gaussian blur of every channel, sigma (B,) in pixels (at least 0.3)."""
+    import kornia
+
+    sigma = sigma.clamp_min(0.3)
+    return kornia.filters.gaussian_blur2d(x, (7, 7), torch.stack([sigma, sigma], dim=1))
+
+
+def camera_noise_reduction(noise: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """What a camera's noise reduction leaves of sRGB noise (B, 3, H, W): chroma damped to 10-100 % and
+    blurred by 0.5-2 px, luma blurred by 0.3-1 px, each drawn per image. Chroma is smoothed harder
+    because the eye forgives luma grain more than colour blotches; the residue is correlated across
+    channels and neighbouring pixels."""
+    batch = noise.shape[0]
+    ycc = _YCC.to(noise)
+    y, cbcr = torch.einsum("ij,bjhw->bihw", ycc, noise).split([1, 2], dim=1)
+    y = _blur(y, _uniform((batch,), 0.3, 1.0, generator, noise))
+    gain = _uniform((batch,), 0.1, 1.0, generator, noise)
+    cbcr = _blur(cbcr, _uniform((batch,), 0.5, 2.0, generator, noise)) * _per_image(gain)
+    return torch.einsum("ij,bjhw->bihw", torch.linalg.inv(ycc), torch.cat([y, cbcr], dim=1))
+
+
 def _random_ccm(batch: int, generator: torch.Generator, like: torch.Tensor) -> torch.Tensor:
     """(B, 3, 3) camera-to-sRGB colour matrices: negative off-diagonals, rows summing to 1 (white stays white)."""
     off = _uniform((batch, 3, 3), -0.4, -0.05, generator, like) * (1 - torch.eye(3, device=like.device))
@@ -124,7 +152,8 @@ def camera_noise(clean: torch.Tensor, generator: torch.Generator, strength: floa
     Unprocessing after Brooks et al. (2019): shot noise variance log-uniform in [1e-4, 1.2e-2] (times
     strength^2), read noise tied to it as log(read) = 2.18 log(shot) + 1.2 + N(0, 0.26), both on the
     linear raw scale; bilinear demosaicing (kornia). Returns process(raw + noise) - process(raw): the
-    photo's own content is not altered, only its noise is made.
+    photo's own content is not altered, only its noise is made. Three images in four then go through
+    the camera's noise reduction (`camera_noise_reduction`).
     """
     import kornia
     from kornia.color import CFA
@@ -156,7 +185,10 @@ def camera_noise(clean: torch.Tensor, generator: torch.Generator, strength: floa
         rgb = kornia.color.raw_to_rgb(mosaic, CFA.RG) * gains
         return kornia.color.linear_rgb_to_rgb(torch.einsum("bij,bjhw->bihw", ccm, rgb).clamp(0, 1))
 
-    return process(noisy_raw) - process(raw)
+    noise = process(noisy_raw) - process(raw)
+    # Most images get the camera's noise reduction; some come out raw-like, as with NR turned off.
+    reduced = camera_noise_reduction(noise, generator)
+    return torch.where(_per_image(_chance(batch, 0.75, generator, clean)), reduced, noise)
 
 
 def jpeg(img: torch.Tensor, quality: torch.Tensor) -> torch.Tensor:
