@@ -24,7 +24,11 @@ from vae_enhance.modelcard import METRICS_NAME, MetricsError, render_card
 from vae_enhance.push import PushError, push
 
 ENDPOINT, TOKEN, COMMIT = "https://hub.test", "hf_test_token", "c0ffee" + "0" * 34
-METRICS = {"CBSD68": {"denoise_sigma15": 31.25, "denoise_sigma50": 24.5}, "Set5": {"sr_x2": 33.75}}
+METRICS = {
+    "CBSD68": {"denoise_sigma15": 31.25, "denoise_sigma50": 24.5},
+    "CC15": {"denoise_real": 36.5},
+    "Set5": {"sr_x2": 33.75},
+}
 
 
 class MockHub:
@@ -128,8 +132,13 @@ def test_push_sends_weights_card_and_metadata(mock_hub, weights, capsys):
     (entry,) = meta["model-index"]
     assert entry["name"] == "user/model"
     got = {(r["dataset"]["name"], r["dataset"]["config"]): r["metrics"][0]["value"] for r in entry["results"]}
-    assert got == {("CBSD68", "sigma15"): 31.25, ("CBSD68", "sigma50"): 24.5, ("Set5", "x2"): 33.75}
-    assert "| CBSD68 | 31.25 | 24.50 |" in card and "| Set5 | 33.75 |" in card
+    assert got == {
+        ("CBSD68", "sigma15"): 31.25,
+        ("CBSD68", "sigma50"): 24.5,
+        ("CC15", "real"): 36.5,
+        ("Set5", "x2"): 33.75,
+    }
+    assert "| CBSD68 | 31.25 | 24.50 |  |" in card and "| CC15 |  |  | 36.50 |" in card and "| Set5 | 33.75 |" in card
     assert 've.load_model("user/model"' in card
 
 

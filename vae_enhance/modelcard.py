@@ -20,7 +20,7 @@ from huggingface_hub import EvalResult, ModelCardData
 from vae_enhance.model import VAEEnhancer
 
 METRICS_NAME = "metrics.json"
-_KEY = re.compile(r"(?:denoise_sigma(?P<sigma>\d+)|sr_x(?P<scale>[24]))")
+_KEY = re.compile(r"(?:denoise_sigma(?P<sigma>\d+)|(?P<real>denoise_real)|sr_x(?P<scale>[24]))")
 _FRONT_MATTER = re.compile(r"\A---\r?\n.*?\r?\n---\r?\n", re.DOTALL)
 TAGS = ["vae-enhance", "image-denoising", "super-resolution", "variational-autoencoder", "pytorch", "safetensors"]
 
@@ -30,7 +30,9 @@ class MetricsError(ValueError):
 
 
 def read_metrics(folder: Path) -> dict[str, dict[str, float]]:
-    """metrics.json of `folder` ({} when absent), validated: dataset -> {denoise_sigmaN | sr_xS: dB}."""
+    """metrics.json of `folder` ({} when absent), validated: dataset -> {denoise_sigmaN | denoise_real | sr_xS: dB}.
+
+    denoise_real is real camera noise: RGB PSNR against the mean of many shots of the scene (CC15)."""
     path = Path(folder) / METRICS_NAME
     if not path.is_file():
         return {}
@@ -45,7 +47,9 @@ def read_metrics(folder: Path) -> dict[str, dict[str, float]]:
             raise MetricsError(f"{path}: {dataset!r} must map metric names to dB, like {{'denoise_sigma25': 29.5}}")
         for key, value in figures.items():
             if not _KEY.fullmatch(key):
-                raise MetricsError(f"{path}: {dataset}.{key}: metric names are denoise_sigma<N> or sr_x2 / sr_x4")
+                raise MetricsError(
+                    f"{path}: {dataset}.{key}: metric names are denoise_sigma<N>, denoise_real or sr_x2 / sr_x4"
+                )
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
                 raise MetricsError(f"{path}: {dataset}.{key} must be a number of dB, got {value!r}")
     return {dataset: {k: float(v) for k, v in figures.items()} for dataset, figures in data.items()}
@@ -56,12 +60,16 @@ def _describe(key: str) -> tuple[str, str, str]:
     match = _KEY.fullmatch(key)
     if match["sigma"]:
         return "Image denoising", f"sigma{match['sigma']}", f"PSNR (RGB, sigma {match['sigma']})"
+    if match["real"]:
+        return "Image denoising", "real", "PSNR (RGB, real camera noise)"
     return "Image super-resolution", f"x{match['scale']}", f"PSNR (Y, x{match['scale']})"
 
 
 def _sort_key(key: str) -> tuple[int, int]:
     match = _KEY.fullmatch(key)
-    return (0, int(match["sigma"])) if match["sigma"] else (1, int(match["scale"]))
+    if match["sigma"]:
+        return (0, int(match["sigma"]))
+    return (1, 0) if match["real"] else (2, int(match["scale"]))
 
 
 def card_metadata(repo_id: str, metrics: dict[str, dict[str, float]]) -> ModelCardData:
