@@ -241,8 +241,36 @@ def test_a_new_noise_level_input_changes_nothing(tiny_model):
 
 
 def test_noise_level_needs_a_model_with_that_input():
-    model = ve.VAEEnhancer(replace(PRESETS["tiny"], noise_input=False)).eval()
+    model = ve.VAEEnhancer(replace(PRESETS["tiny"], noise_input=False, noise_estimator=False)).eval()
     img = _image((16, 16, 3), np.uint8)
     ve.enhance(model, img)  # automatic is always fine
     with pytest.raises(ValueError, match="no noise-level input"):
         ve.enhance(model, img, noise_level=10)
+
+
+def test_automatic_level_is_measured_once_per_photo(tiny_model):
+    model = _listening(tiny_model)
+    img = _image((40, 56, 3), np.uint8)
+    level = ve.estimate_noise(model, img)
+    assert isinstance(level, float) and 0 <= level <= 255
+    auto = ve.enhance(model, img)
+    np.testing.assert_allclose(auto, ve.enhance(model, img, noise_level=level), atol=1)
+    # Tiles are told the photo's level, not their own: tiled stays within 1/255 of untiled.
+    np.testing.assert_allclose(ve.enhance(model, img, tile=16), auto, atol=1)
+    samples, _ = ve.variations(model, img, n=2, temperature=0.0)
+    np.testing.assert_array_equal(samples[0], auto)
+
+
+def test_estimate_reads_the_centre_of_a_large_photo(tiny_model):
+    from vae_enhance.inference import ESTIMATE_SIDE
+
+    big = _image((ESTIMATE_SIDE + 40, ESTIMATE_SIDE + 100, 3), np.uint8, seed=3)
+    centre = big[20 : 20 + ESTIMATE_SIDE, 50 : 50 + ESTIMATE_SIDE]
+    assert ve.estimate_noise(tiny_model, big) == pytest.approx(ve.estimate_noise(tiny_model, centre), abs=1e-6)
+
+
+def test_estimate_noise_without_an_estimator_is_none():
+    model = ve.VAEEnhancer(replace(PRESETS["tiny"], noise_estimator=False)).eval()
+    assert ve.estimate_noise(model, _image((16, 16), np.uint16)) is None
+    with pytest.raises(ve.ImageError):
+        ve.estimate_noise(model, np.zeros((4, 4, 2), np.uint8))

@@ -176,7 +176,7 @@ def test_eval_passes_the_noise_level_to_the_model(trained_dir, eval_data, capsys
 
 
 def test_eval_noise_level_needs_a_model_with_that_input(eval_data, tmp_path, capsys):
-    plain = ve.VAEEnhancer(replace(PRESETS["tiny"], noise_input=False)).eval()
+    plain = ve.VAEEnhancer(replace(PRESETS["tiny"], noise_input=False, noise_estimator=False)).eval()
     save_model(plain, tmp_path / "plain")
     args = ["eval", "--task", "denoise", "--data", str(eval_data), "--model", str(tmp_path / "plain")]
     assert main([*args, "--no-peers", "--noise-level", "25"]) == 2

@@ -125,13 +125,29 @@ def test_warm_start_copies_what_fits(trained_dir, tmp_path):
     assert all(torch.equal(v, old[k]) for k, v in same.state_dict().items())
     # From a v0.1-like shape (no noise-level input, latent at 1/8): what fits is copied, the rest starts fresh.
     older = tmp_path / "older"
-    save_model(VAEEnhancer(replace(PRESETS["tiny"], noise_input=False, latent_stride=8)), older)
+    save_model(VAEEnhancer(replace(PRESETS["tiny"], noise_input=False, noise_estimator=False, latent_stride=8)), older)
     grown = VAEEnhancer(PRESETS["tiny"])
     copied, total = warm_start(grown, str(older))
     assert 0 < copied < total
     assert torch.equal(
         grown.state_dict()["prior_net.stem.weight"], ve.load_model(older).state_dict()["prior_net.stem.weight"]
     )
+
+
+def test_estimator_only_trains_the_estimator_alone(trained_dir, train_data, tmp_path, capsys):
+    out = tmp_path / "est"
+    args = ["train", "--data", str(train_data), "--out", str(out), "--steps", "4", "--init", str(trained_dir)]
+    assert main([*args, "--estimator-only", *TRAIN_ARGS]) == 0
+    assert "warm start" in capsys.readouterr().out
+    before, after = ve.load_model(trained_dir).state_dict(), ve.load_model(out).state_dict()
+    changed = {k for k in before if not torch.equal(before[k], after[k])}
+    assert changed and all(k.startswith("noise_estimator.") for k in changed)
+    rows = _log_rows(out)
+    assert math.isfinite(float(rows[-1]["level_err"])) and math.isfinite(float(rows[-1]["val_level_err"]))
+    # Without an estimator there is nothing to train alone.
+    shape = ["--shape", '{"noise_estimator": false}']
+    assert main([*args, "--out", str(tmp_path / "none"), "--estimator-only", *TRAIN_ARGS, *shape]) == 2
+    assert "--estimator-only needs" in capsys.readouterr().err
 
 
 def test_time_limit_ends_the_leg_with_a_checkpoint(train_data, tmp_path, capsys):

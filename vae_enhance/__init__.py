@@ -3,7 +3,7 @@
 import vae_enhance as ve
 model = ve.load_model()                 # bundled weights/, no network
 img = ve.read_image("photo.jpg")
-out = ve.enhance(model, img, scale=2)
+out = ve.enhance(model, img, scale=2)   # noise_level=None: measured (ve.estimate_noise), or set it
 samples, std = ve.variations(model, img, n=8, temperature=1.0, seed=0)
 ve.write_image("out.png", out)
 """
@@ -11,10 +11,10 @@ ve.write_image("out.png", out)
 from vae_enhance.config import ModelConfig
 from vae_enhance.hub import ModelLoadError, load_model
 from vae_enhance.image_io import ImageError, read_image, write_image
-from vae_enhance.inference import enhance, variations
+from vae_enhance.inference import enhance, estimate_noise, variations
 from vae_enhance.model import VAEEnhancer
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
     "ImageError",
@@ -22,6 +22,7 @@ __all__ = [
     "ModelLoadError",
     "VAEEnhancer",
     "enhance",
+    "estimate_noise",
     "load_model",
     "read_image",
     "variations",

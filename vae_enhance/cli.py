@@ -83,6 +83,11 @@ def _add_train(sub) -> None:
     p.add_argument("--best-of", type=int, default=d["best_of"], help="K prior samples whose best is scored (0 = off)")
     p.add_argument("--best-of-weight", type=float, default=d["best_of_weight"], help="weight of that best sample")
     p.add_argument("--level-known", type=float, default=d["level_known"], help="share of inputs told their noise")
+    p.add_argument(
+        "--estimator-only",
+        action="store_true",
+        help="train only the noise estimator, the rest of the model taken from --init and left as it is",
+    )
     p.add_argument("--scales", default=",".join(map(str, d["scales"])), help="scales cycled per step")
     p.add_argument("--clean-fraction", type=float, default=d["clean_fraction"], help="denoising inputs left clean")
     p.add_argument("--sr-clean-fraction", type=float, default=d["sr_clean_fraction"], help="SR inputs left clean")

@@ -29,6 +29,8 @@ class ModelConfig:
     scales:         the scales this model was trained for (1 = denoise, 2 and 4 = super-resolve).
     noise_input:    the model takes an optional noise level (the strength control); without one it
                     judges the noise itself (blind), as every model without this input does.
+    noise_estimator: a small network that measures a photo's noise level, so that "automatic" means
+                    "measured over the whole photo, then told" rather than blind (needs noise_input).
     format_version: bumped whenever the weights layout changes; loading refuses unknown versions.
     """
 
@@ -39,6 +41,7 @@ class ModelConfig:
     scales: tuple[int, ...] = SCALES
     latent_stride: int = 8
     noise_input: bool = False
+    noise_estimator: bool = False
     format_version: int = FORMAT_VERSION
 
     def __post_init__(self) -> None:
@@ -61,8 +64,11 @@ class ModelConfig:
             raise ValueError(f"scales must be a non-empty subset of {SCALES}, got {self.scales}")
         if self.latent_stride not in LATENT_STRIDES:
             raise ValueError(f"latent_stride must be one of {LATENT_STRIDES}, got {self.latent_stride}")
-        if not isinstance(self.noise_input, bool):
-            raise ValueError(f"noise_input must be true or false, got {self.noise_input!r}")
+        for name in ("noise_input", "noise_estimator"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name} must be true or false, got {getattr(self, name)!r}")
+        if self.noise_estimator and not self.noise_input:
+            raise ValueError("noise_estimator needs noise_input: the measured level is told to the network")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -90,7 +96,13 @@ def _check_limits(config: ModelConfig) -> None:
 # about 16 GMAC); small-v1 is the shape of the v0.1 weights; base is a GPU shape.
 PRESETS: dict[str, ModelConfig] = {
     "tiny": ModelConfig(
-        widths=(8, 12, 16), blocks=(0, 0, 1), latent_channels=2, posterior_width=8, latent_stride=4, noise_input=True
+        widths=(8, 12, 16),
+        blocks=(0, 0, 1),
+        latent_channels=2,
+        posterior_width=8,
+        latent_stride=4,
+        noise_input=True,
+        noise_estimator=True,
     ),
     "small": ModelConfig(
         widths=(32, 64, 128), blocks=(1, 2, 3), latent_channels=4, posterior_width=32, latent_stride=4, noise_input=True

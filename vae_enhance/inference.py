@@ -25,6 +25,8 @@ from vae_enhance.tiling import tiled
 TILE_OUTPUT = 1024
 # Context around each tile, in output pixels; measured to keep tiled within 1/255 of untiled.
 OVERLAP_OUTPUT = 64
+# The noise estimator reads at most this centre crop: a photo's noise is much the same across it.
+ESTIMATE_SIDE = 512
 
 Progress = Callable[[int, int], None]
 
@@ -38,6 +40,33 @@ def _check_noise_level(model: VAEEnhancer, noise_level) -> float | None:
     if not model.config.noise_input:
         raise ValueError("this model has no noise-level input: leave noise_level unset (automatic)")
     return float(noise_level) / 255.0
+
+
+def _measure(model: VAEEnhancer, img: np.ndarray) -> float:
+    """The estimator's level for the photo (0-1 scale), from its centre crop of ESTIMATE_SIDE."""
+    h, w = img.shape[:2]
+    y0, x0 = max((h - ESTIMATE_SIDE) // 2, 0), max((w - ESTIMATE_SIDE) // 2, 0)
+    crop = _tile_to_float(_network_input(img[y0 : y0 + ESTIMATE_SIDE, x0 : x0 + ESTIMATE_SIDE]))
+    param = next(model.parameters())
+    with torch.inference_mode():
+        return float(model.noise_estimator(crop.to(param.device, param.dtype)))
+
+
+def estimate_noise(model: VAEEnhancer, img: np.ndarray) -> float | None:
+    """The photo's noise level as the model measures it, on the 0-255 scale (what noise_level takes);
+    None for a model without a noise estimator. enhance() and variations() use this level when
+    noise_level is left out."""
+    img = check_image(img)
+    _check_args(model, model.config.scales[0], None, 0.0)
+    return None if model.noise_estimator is None else 255.0 * _measure(model, img)
+
+
+def _level(model: VAEEnhancer, img: np.ndarray, noise_level) -> float | None:
+    """The level every tile is told (0-1 scale): the caller's, else the photo's measured one, else None (blind)."""
+    level = _check_noise_level(model, noise_level)
+    if level is None and model.noise_estimator is not None:
+        level = _measure(model, img)
+    return level
 
 
 def _check_args(model: VAEEnhancer, scale, tile, temperature, n: int = 1) -> None:
@@ -173,15 +202,16 @@ def enhance(
 
     temperature 0 (the default) is the model's best single estimate and deterministic; above 0 it
     draws one variation with `seed`. noise_level: the strength control, the photo's noise std on the
-    0-255 scale (0 = treat it as clean, higher = remove more); None (the default) lets the model judge
+    0-255 scale (0 = treat it as clean, higher = remove more); None (the default) measures it with the
+    model's noise estimator (see estimate_noise), or, for a model without one, lets the network judge
     it. tile: tile size in input pixels (None = automatic, 0 = off). progress(done, total) is called
     after each tile.
     """
     img = check_image(img)
     _check_args(model, scale, tile, temperature)
-    level = _check_noise_level(model, noise_level)
     size = (img.shape[0] * scale, img.shape[1] * scale)
     check_pixels(*size, "the result", advice="use a smaller scale or a smaller photo")
+    level = _level(model, img, noise_level)
     out, _ = _restore(model, img, scale, 1, float(temperature), seed, tile, progress, with_std=False, level=level)
     return out[0]
 
@@ -206,10 +236,10 @@ def variations(
     """
     img = check_image(img)
     _check_args(model, scale, tile, temperature, n)
-    level = _check_noise_level(model, noise_level)
     size = (img.shape[0] * scale, img.shape[1] * scale)
     check_pixels(*size, "the result", count=n, advice="use fewer samples, a smaller scale or a smaller photo")
+    level = _level(model, img, noise_level)
     return _restore(model, img, scale, n, float(temperature), seed, tile, progress, with_std=True, level=level)
 
 
-__all__ = ["enhance", "variations", "ImageError"]
+__all__ = ["enhance", "estimate_noise", "variations", "ImageError"]

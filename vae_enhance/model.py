@@ -111,6 +111,36 @@ class NoiseLevelEmbed(nn.Module):
         return h[:, :, None, None], self.to3(h)[:, :, None, None]
 
 
+class NoiseEstimator(nn.Module):
+    """A photo's noise level, (B, 3, h, w) -> (B,) std on the 0-1 scale: the level `degrade` reports.
+
+    Each position at 1/8 resolution proposes a log level and a weight; the weights are a softmax over
+    the photo, so the estimate pools the whole photo and can lean on the places where noise is easiest
+    to tell from texture (flat areas). Trained on its own (`vae-enhance train --estimator-only`).
+    """
+
+    def __init__(self, width: int = 32):
+        super().__init__()
+        w = width
+        act = nn.LeakyReLU(0.1)
+        self.body = nn.Sequential(
+            nn.Conv2d(12, w, 3, padding=1), act,  # (B, w, h/2, w/2)
+            nn.Conv2d(w, 2 * w, 2, stride=2), act, nn.Conv2d(2 * w, 2 * w, 3, padding=1), act,  # 1/4
+            nn.Conv2d(2 * w, 2 * w, 2, stride=2), act, nn.Conv2d(2 * w, 2 * w, 3, padding=1), act,  # 1/8
+            nn.Conv2d(2 * w, 2, 1),
+        )  # fmt: skip
+
+    def log_level(self, lq: torch.Tensor) -> torch.Tensor:
+        """log(255 * level + 0.5), (B,): the scale the estimator is trained on (even for clean photos)."""
+        h, w = lq.shape[-2:]
+        x = F.pad(lq - 0.5, (0, -w % MULTIPLE, 0, -h % MULTIPLE), mode="replicate")
+        log_level, logit = self.body(F.pixel_unshuffle(x, 2)).flatten(2).unbind(1)  # (B, N) each
+        return (torch.softmax(logit, dim=1) * log_level).sum(dim=1)
+
+    def forward(self, lq: torch.Tensor) -> torch.Tensor:
+        return ((self.log_level(lq).exp() - 0.5) / 255.0).clamp_min(0.0)
+
+
 class PriorNet(nn.Module):
     """p(z | lq): multi-scale features of the (upsampled) degraded photo and the latent prior."""
 
@@ -237,10 +267,12 @@ class VAEEnhancer(
         self.prior_net = PriorNet(config)
         self.posterior_net = PosteriorNet(config)
         self.decoder = Decoder(config)
+        self.noise_estimator = NoiseEstimator() if config.noise_estimator else None
 
     def inference_parameters(self) -> list[nn.Parameter]:
         """The parameters that run at inference: everything but the training-only posterior network."""
-        return [*self.prior_net.parameters(), *self.decoder.parameters()]
+        estimator = [] if self.noise_estimator is None else [*self.noise_estimator.parameters()]
+        return [*self.prior_net.parameters(), *self.decoder.parameters(), *estimator]
 
     def check_scale(self, scale: int) -> int:
         if scale not in self.config.scales:
@@ -256,7 +288,8 @@ class VAEEnhancer(
         """Upsample lq to the output size, pad it to a multiple of 8 and run the prior network.
 
         noise_level: the noise std of lq on the 0-1 scale, a number or a (B,) tensor (NaN = unknown),
-        for a model with `noise_input`; None lets the model judge the noise itself.
+        for a model with `noise_input`; None: measured by the noise estimator when the model has one
+        (on lq as given: a tile would be measured alone), else judged by the network itself (blind).
         """
         scale = self.check_scale(scale)
         h, w = lq.shape[-2] * scale, lq.shape[-1] * scale
@@ -277,7 +310,7 @@ class VAEEnhancer(
                 raise ValueError("this model has no noise-level input: leave noise_level unset (automatic)")
             return None
         if noise_level is None:
-            noise_level = math.nan
+            noise_level = math.nan if self.noise_estimator is None else self.noise_estimator(lq)
         level = torch.as_tensor(noise_level, dtype=lq.dtype, device=lq.device)
         return level.expand(lq.shape[0]) if level.ndim == 0 else level
 

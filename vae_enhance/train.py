@@ -59,6 +59,7 @@ class TrainConfig:
     best_of: int = 0  # K prior samples per image whose best one is also scored (0 = off)
     best_of_weight: float = 0.5
     level_known: float = 0.5  # fraction of inputs whose noise level the model is told (noise_input models)
+    estimator_only: bool = False  # train only the noise estimator (the rest from --init, frozen)
     scales: tuple[int, ...] = (1, 1, 2, 4)  # cycled per step: denoising gets half the steps
     clean_fraction: float = 0.05
     sr_clean_fraction: float = 0.5
@@ -89,7 +90,10 @@ class TrainConfig:
         if not set(self.scales) <= set(self.model_config().scales):
             raise ValueError(f"--scales must be drawn from {self.model_config().scales}")
         self.degradation()  # validates the mix
-        self.model_config()  # validates the shape
+        if self.estimator_only and not self.model_config().noise_estimator:
+            raise ValueError(
+                "--estimator-only needs a model with a noise estimator (--shape '{\"noise_estimator\": true}')"
+            )
 
     def model_config(self) -> ModelConfig:
         """The preset, with `shape`'s fields replaced."""
@@ -129,6 +133,13 @@ class StepOutput:
     out_p: torch.Tensor  # (B, 3, H, W) decoded from the prior mean: the temperature-0 output
     out_k: torch.Tensor | None  # (K * B, 3, H, W) decoded from K prior samples, or None
     kl: torch.Tensor  # (B, latent, h, w) KL(q || p) in nats
+    est_loss: torch.Tensor | None  # the noise estimator's loss on this batch, for a model with one
+
+
+def estimator_loss(estimator, lq: torch.Tensor, level: torch.Tensor) -> torch.Tensor:
+    """L1 on log(255 * level + 0.5): a miss at low levels (a photo nearly clean) weighs as much as a
+    relative miss at high ones."""
+    return (estimator.log_level(lq) - torch.log(255 * level + 0.5)).abs().mean()
 
 
 class TrainStep(nn.Module):
@@ -138,7 +149,14 @@ class TrainStep(nn.Module):
         super().__init__()
         self.model = model
 
-    def forward(self, lq, hq, scale: int, level, eps_q: torch.Tensor, eps_k: torch.Tensor | None) -> StepOutput:
+    def forward(self, lq, hq, scale: int, level, told, eps_q: torch.Tensor, eps_k: torch.Tensor | None) -> StepOutput:
+        """level: (B,) the true noise levels, told to the network where `told` is true (else NaN: blind)."""
+        model = self.model
+        est_loss = None if model.noise_estimator is None else estimator_loss(model.noise_estimator, lq, level)
+        if model.config.noise_input:
+            level = torch.where(told, level, torch.full_like(level, math.nan))
+        else:
+            level = None
         prior = self.model.encode(lq, scale, level)
         post = self.model.posterior(prior, hq)
         # Decode the posterior sample (trains the latent), the prior mean (the temperature-0 output
@@ -150,7 +168,7 @@ class TrainStep(nn.Module):
         out = self.model.decode(prior, torch.cat(zs))
         batch = lq.shape[0]
         out_k = out[2 * batch :] if eps_k is not None else None
-        return StepOutput(out[:batch], out[batch : 2 * batch], out_k, post.kl(prior.dist).float())
+        return StepOutput(out[:batch], out[batch : 2 * batch], out_k, post.kl(prior.dist).float(), est_loss)
 
 
 def objective(cfg: TrainConfig, step: int, hq: torch.Tensor, res: StepOutput) -> tuple[torch.Tensor, dict]:
@@ -165,7 +183,11 @@ def objective(cfg: TrainConfig, step: int, hq: torch.Tensor, res: StepOutput) ->
     kl_per_channel = res.kl.mean(dim=(0, 2, 3))  # (latent,)
     beta = cfg.beta * min(1.0, (step + 1) / max(cfg.kl_warmup, 1))
     loss = recon + beta * kl_per_channel.clamp_min(cfg.free_bits).sum()
-    return loss, {"recon": recon.detach(), "kl_per_channel": kl_per_channel.detach()}
+    parts = {"recon": recon.detach(), "kl_per_channel": kl_per_channel.detach()}
+    if res.est_loss is not None:  # separate parameters: the sum trains each part on its own loss
+        loss = loss + res.est_loss
+        parts["level_loss"] = res.est_loss.detach()
+    return loss, parts
 
 
 # Validation inputs: sigma-25 Gaussian and simulated camera noise (blind), clean x2 and x4.
@@ -190,9 +212,14 @@ def validate(model: VAEEnhancer, hq: torch.Tensor, scales: tuple[int, ...] | Non
         results["val_denoise25"] = psnr(run(noisy, 1), hq).mean().item()
         camera = quantize8(hq + camera_noise(hq, gen))
         results["val_camera"] = psnr(run(camera, 1), hq).mean().item()
+        if model.noise_estimator is not None:  # in 0-255 units, not part of the score
+            error = model.noise_estimator(camera) - (camera - hq).square().mean(dim=(1, 2, 3)).sqrt()
+            level_error = {"val_level_err": 255 * error.abs().mean().item()}
     for scale in sorted(s for s in set(scales) if s > 1):
         results[f"val_x{scale}"] = psnr_y(run(downscale(hq, scale), scale), hq, border=scale).mean().item()
     results["val_score"] = sum(results.values()) / len(results)
+    if 1 in scales and model.noise_estimator is not None:
+        results.update(level_error)
     return results
 
 
@@ -289,7 +316,13 @@ class Run:
         if self.use_cuda:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.ema = AveragedModel(self.model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema), use_buffers=True)
-        self.opt = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        trained = self.model
+        if cfg.estimator_only:
+            if self.world > 1:
+                raise ValueError("--estimator-only runs in one process: the estimator is small")
+            self.model.requires_grad_(False)
+            trained = self.model.noise_estimator.requires_grad_(True)
+        self.opt = torch.optim.AdamW(trained.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, self.lr_factor)
         self.step_fn: nn.Module = TrainStep(self.model)
         if self.world > 1:
@@ -310,6 +343,25 @@ class Run:
         progress = min((step - warmup) / max(self.cfg.steps - warmup, 1), 1.0)
         return 0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * progress))
 
+    def _update(self, loss: torch.Tensor) -> None:
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
+        self.opt.step()
+        self.sched.step()
+        self.ema.update_parameters(self.model)
+        self.step += 1
+
+    def estimator_step(self, lq: torch.Tensor, level: torch.Tensor) -> dict:
+        """One step of the noise estimator alone (the rest of the model frozen)."""
+        estimator = self.model.noise_estimator
+        estimator.train()
+        loss = estimator_loss(estimator, lq, level)
+        self._update(loss)
+        with torch.no_grad():
+            error = 255 * (estimator(lq) - level).abs().mean()
+        return {"loss": loss.detach(), "level_err": error}
+
     def train_step(self) -> dict:
         """One optimiser step at self.step; returns detached figures for the log."""
         cfg, step = self.cfg, self.step
@@ -318,11 +370,10 @@ class Run:
         scale = cfg.scales[step % len(cfg.scales)]
         hq = self.sampler.sample(cfg.batch).to(self.device)
         lq, level = degrade(hq, scale, self.noise_gen, self.mix)
-        if model.config.noise_input:  # tell the level to some inputs; the rest learn to judge it (blind)
-            told = torch.rand(level.shape, generator=self.noise_gen, device=self.device) < cfg.level_known
-            level = torch.where(told, level, torch.full_like(level, math.nan))
-        else:
-            level = None
+        if cfg.estimator_only:
+            return self.estimator_step(lq, level)
+        # Tell the level to some inputs; the rest learn to judge it (blind).
+        told = torch.rand(level.shape, generator=self.noise_gen, device=self.device) < cfg.level_known
         if self.use_cuda:
             hq, lq = hq.contiguous(memory_format=torch.channels_last), lq.contiguous(memory_format=torch.channels_last)
         stride = model.config.latent_stride
@@ -332,15 +383,9 @@ class Run:
         if cfg.best_of:
             eps_k = torch.randn((cfg.best_of * cfg.batch, *grid), generator=self.noise_gen, device=self.device)
         with self.autocast:
-            res = self.step_fn(lq, hq, scale, level, eps_q, eps_k)
+            res = self.step_fn(lq, hq, scale, level, told, eps_q, eps_k)
         loss, parts = objective(cfg, step, hq, res)
-        self.opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        self.opt.step()
-        self.sched.step()
-        self.ema.update_parameters(model)
-        self.step += 1
+        self._update(loss)
         with torch.no_grad():
             train_psnr = psnr(res.out_p.float().clamp(0, 1), hq).mean()
         return {"loss": loss.detach(), "psnr": train_psnr, **parts}
@@ -406,9 +451,9 @@ class Log:
     def __init__(self, run: Run, resume: bool):
         self.path = run.out_dir / "log.csv"
         latent = run.model.config.latent_channels
-        self.fields = ["step", "loss", "recon", "kl", "psnr", "lr", "seconds"]
+        self.fields = ["step", "loss", "recon", "kl", "psnr", "level_loss", "level_err", "lr", "seconds"]
         self.fields += [f"kl_c{c}" for c in range(latent)]
-        self.fields += ["val_denoise25", "val_camera", "val_x2", "val_x4", "val_score"]
+        self.fields += ["val_denoise25", "val_camera", "val_x2", "val_x4", "val_score", "val_level_err"]
         self.t0 = time.time()
         self.sums: dict[str, torch.Tensor] = {}
         self.count = 0
@@ -424,16 +469,18 @@ class Log:
             writer.writerows(rows)
 
     def add(self, figures: dict) -> None:
-        for key in ("loss", "recon", "psnr", "kl_per_channel"):
-            self.sums[key] = self.sums.get(key, 0) + figures[key]
+        for key, value in figures.items():
+            self.sums[key] = self.sums.get(key, 0) + value
         self.count += 1
 
     def write(self, step: int, lr: float, scores: dict[str, float] | None) -> dict:
         n = max(self.count, 1)
-        kl = (self.sums["kl_per_channel"] / n).tolist()
-        row = {k: (self.sums[k] / n).item() for k in ("loss", "recon", "psnr")}
-        row.update(step=step, lr=lr, seconds=round(time.time() - self.t0, 1), kl=sum(kl) / len(kl))
-        row.update({f"kl_c{c}": v for c, v in enumerate(kl)})
+        means = {k: v / n for k, v in self.sums.items()}
+        row = {"step": step, "lr": lr, "seconds": round(time.time() - self.t0, 1)}
+        if "kl_per_channel" in means:
+            kl = means.pop("kl_per_channel").tolist()
+            row.update({f"kl_c{c}": v for c, v in enumerate(kl)}, kl=sum(kl) / len(kl))
+        row.update({k: v.item() for k, v in means.items()})
         row.update(scores or {})
         with self.path.open("a", newline="") as f:
             csv.DictWriter(f, self.fields, extrasaction="ignore").writerow(row)
@@ -470,7 +517,8 @@ def train(cfg: TrainConfig, model_config: ModelConfig | None = None, resume: boo
                 line = ", ".join(f"{k} {v:.2f}" for k, v in scores.items())
                 bar.write(f"step {done}: {line} (best {run.best:.2f})")
             row = log.write(done, run.sched.get_last_lr()[0], scores)
-            bar.set_postfix(loss=f"{row['loss']:.4f}", kl=f"{row['kl']:.3f}", psnr=f"{row['psnr']:.2f}")
+            shown = {k: f"{row[k]:.4g}" for k in ("loss", "kl", "psnr", "level_err") if k in row}
+            bar.set_postfix(shown)
         if out_of_time:
             break
     bar.close()
