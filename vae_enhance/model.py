@@ -114,9 +114,11 @@ class NoiseLevelEmbed(nn.Module):
 class NoiseEstimator(nn.Module):
     """A photo's noise level, (B, 3, h, w) -> (B,) std on the 0-1 scale: the level `degrade` reports.
 
-    Each position at 1/8 resolution proposes a log level and a weight; the weights are a softmax over
-    the photo, so the estimate pools the whole photo and can lean on the places where noise is easiest
-    to tell from texture (flat areas). Trained on its own (`vae-enhance train --estimator-only`).
+    Every position at 1/8 resolution estimates the photo's level from what it sees (about 40 pixels
+    around it), and the photo's estimate is the median of those: a position on texture may take
+    detail for noise, the median of many does not. Each position is trained on the photo's level, so
+    the estimate does not depend on the photo's size (a pooled, size-aware head learned the training
+    crops' sizes instead). Trained with the rest or alone (`vae-enhance train --estimator-only`).
     """
 
     def __init__(self, width: int = 32):
@@ -127,18 +129,18 @@ class NoiseEstimator(nn.Module):
             nn.Conv2d(12, w, 3, padding=1), act,  # (B, w, h/2, w/2)
             nn.Conv2d(w, 2 * w, 2, stride=2), act, nn.Conv2d(2 * w, 2 * w, 3, padding=1), act,  # 1/4
             nn.Conv2d(2 * w, 2 * w, 2, stride=2), act, nn.Conv2d(2 * w, 2 * w, 3, padding=1), act,  # 1/8
-            nn.Conv2d(2 * w, 2, 1),
+            nn.Conv2d(2 * w, 1, 1),
         )  # fmt: skip
 
-    def log_level(self, lq: torch.Tensor) -> torch.Tensor:
-        """log(255 * level + 0.5), (B,): the scale the estimator is trained on (even for clean photos)."""
+    def log_levels(self, lq: torch.Tensor) -> torch.Tensor:
+        """Each position's log(255 * level + 0.5), (B, N): the scale the estimator is trained on."""
         h, w = lq.shape[-2:]
         x = F.pad(lq - 0.5, (0, -w % MULTIPLE, 0, -h % MULTIPLE), mode="replicate")
-        log_level, logit = self.body(F.pixel_unshuffle(x, 2)).flatten(2).unbind(1)  # (B, N) each
-        return (torch.softmax(logit, dim=1) * log_level).sum(dim=1)
+        return self.body(F.pixel_unshuffle(x, 2)).flatten(1)
 
     def forward(self, lq: torch.Tensor) -> torch.Tensor:
-        return ((self.log_level(lq).exp() - 0.5) / 255.0).clamp_min(0.0)
+        log_level = self.log_levels(lq).median(dim=1).values
+        return ((log_level.exp() - 0.5) / 255.0).clamp_min(0.0)
 
 
 class PriorNet(nn.Module):

@@ -137,9 +137,9 @@ class StepOutput:
 
 
 def estimator_loss(estimator, lq: torch.Tensor, level: torch.Tensor) -> torch.Tensor:
-    """L1 on log(255 * level + 0.5): a miss at low levels (a photo nearly clean) weighs as much as a
-    relative miss at high ones."""
-    return (estimator.log_level(lq) - torch.log(255 * level + 0.5)).abs().mean()
+    """L1 of every position's estimate on log(255 * level + 0.5): a miss at low levels (a photo nearly
+    clean) weighs as much as a relative miss at high ones."""
+    return (estimator.log_levels(lq) - torch.log(255 * level + 0.5)[:, None]).abs().mean()
 
 
 class TrainStep(nn.Module):
