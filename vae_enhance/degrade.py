@@ -101,13 +101,10 @@ def add_noise(lq: torch.Tensor, sigma: torch.Tensor, generator: torch.Generator)
 
 
 def correlated_noise(like: torch.Tensor, sigma: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """Gaussian noise blurred by 0.4-1.2 px and mixed across channels, with std `sigma` (B,) per image."""
-    import kornia
-
+    """Gaussian noise blurred by 0.4-2 px and mixed across channels, with std `sigma` (B,) per image."""
     batch = like.shape[0]
     white = torch.randn(like.shape, generator=generator, device=like.device, dtype=like.dtype)
-    spread = _uniform((batch,), 0.4, 1.2, generator, like)
-    blurred = kornia.filters.gaussian_blur2d(white, (5, 5), torch.stack([spread, spread], dim=1))
+    blurred = _blur(white, _uniform((batch,), 0.4, 2.0, generator, like))
     mix = torch.eye(3, device=like.device, dtype=like.dtype) + _uniform((batch, 3, 3), -0.4, 0.4, generator, like)
     noise = torch.einsum("bij,bjhw->bihw", mix, blurred)
     rms = noise.square().mean(dim=(1, 2, 3), keepdim=True).sqrt().clamp_min(1e-8)
@@ -119,24 +116,25 @@ _YCC = torch.tensor([[0.299, 0.587, 0.114], [-0.168736, -0.331264, 0.5], [0.5, -
 
 
 def _blur(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
-    """Per-image Gaussian blur of every channel, sigma (B,) in pixels (at least 0.3)."""
+    """Per-image Gaussian blur of every channel, sigma (B,) in pixels (at least 0.3; the kernel spans 3 sigma)."""
     import kornia
 
     sigma = sigma.clamp_min(0.3)
-    return kornia.filters.gaussian_blur2d(x, (7, 7), torch.stack([sigma, sigma], dim=1))
+    side = 2 * math.ceil(3 * float(sigma.max())) + 1
+    return kornia.filters.gaussian_blur2d(x, (side, side), torch.stack([sigma, sigma], dim=1))
 
 
 def camera_noise_reduction(noise: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     """What a camera's noise reduction leaves of sRGB noise (B, 3, H, W): chroma damped to 10-100 % and
-    blurred by 0.5-2 px, luma blurred by 0.3-1 px, each drawn per image. Chroma is smoothed harder
-    because the eye forgives luma grain more than colour blotches; the residue is correlated across
-    channels and neighbouring pixels."""
+    blurred by 0.5-3 px, luma blurred by 0.3-1.6 px, each drawn per image (cameras and their settings
+    differ widely). Chroma is smoothed harder because the eye forgives luma grain more than colour
+    blotches; the residue is correlated across channels and neighbouring pixels."""
     batch = noise.shape[0]
     ycc = _YCC.to(noise)
     y, cbcr = torch.einsum("ij,bjhw->bihw", ycc, noise).split([1, 2], dim=1)
-    y = _blur(y, _uniform((batch,), 0.3, 1.0, generator, noise))
+    y = _blur(y, _uniform((batch,), 0.3, 1.6, generator, noise))
     gain = _uniform((batch,), 0.1, 1.0, generator, noise)
-    cbcr = _blur(cbcr, _uniform((batch,), 0.5, 2.0, generator, noise)) * _per_image(gain)
+    cbcr = _blur(cbcr, _uniform((batch,), 0.5, 3.0, generator, noise)) * _per_image(gain)
     return torch.einsum("ij,bjhw->bihw", torch.linalg.inv(ycc), torch.cat([y, cbcr], dim=1))
 
 
