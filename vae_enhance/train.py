@@ -410,7 +410,7 @@ class Run:
     def load_checkpoint(self) -> None:
         # Plain tensors, numbers and strings only: no pickled code runs on load.
         ckpt = torch.load(self.checkpoint_path, map_location=self.device, weights_only=True)
-        if ckpt["config"] != self.model.config.to_dict():
+        if ModelConfig.from_dict(ckpt["config"]) != self.model.config:  # fields added since read as defaults
             raise ValueError(
                 f"{self.checkpoint_path} is for model {ckpt['config']}, not {self.model.config.to_dict()}: "
                 "resume with the same --preset, or start a new --out"
