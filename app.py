@@ -148,7 +148,12 @@ def choose_noise_level(model: ve.VAEEnhancer) -> float | None:
     """The strength control, for models that take a noise level; None lets the model judge the noise."""
     if not model.config.noise_input:
         return None
-    auto = st.checkbox("Noise level: auto", value=True, key="noise_auto", help="The model judges the noise itself.")
+    auto_help = (
+        "The model measures the photo's noise (its noise estimator) and removes that much."
+        if model.noise_estimator is not None
+        else "The model judges the noise itself."
+    )
+    auto = st.checkbox("Noise level: auto", value=True, key="noise_auto", help=auto_help)
     level = st.slider(
         "Noise level (sigma, 0-255 scale)",
         0,
@@ -266,16 +271,32 @@ def timing(waited: float, seconds: float, model: ve.VAEEnhancer) -> str:
     return f"{seconds:.1f} s on {device_text(model)}{queued}"
 
 
+def level_text(model: ve.VAEEnhancer, lq: np.ndarray, choice: Choice) -> str:
+    """How hard the noise was removed: the level the user set, or the one measured on the photo."""
+    if choice.noise_level is not None:
+        return f"; noise level {choice.noise_level:g} (set)"
+    measured = ve.estimate_noise(model, lq)
+    return "" if measured is None else f"; noise level {measured:.1f} (measured)"
+
+
 def restore(model: ve.VAEEnhancer, photo: Photo, choice: Choice, progress) -> dict:
     """The enhance button's job: the result, or in simulate mode the degraded input, result and scores."""
     if choice.mode == SIMULATE:
         sim = ah.simulate(photo.img, choice.sigma, choice.scale)
         out = ve.enhance(model, sim.lq, choice.scale, noise_level=choice.noise_level, progress=progress)
         others = ah.baselines(sim)
-        return {"lq": sim.lq, "out": out, "sim": sim, "baselines": others, "rows": ah.score_rows(sim, out, others)}
+        rows = ah.score_rows(sim, out, others)
+        return {
+            "lq": sim.lq,
+            "out": out,
+            "sim": sim,
+            "baselines": others,
+            "rows": rows,
+            "level": level_text(model, sim.lq, choice),
+        }
     ah.check_output_size(photo.img.shape, choice.scale)
     out = ve.enhance(model, photo.img, choice.scale, noise_level=choice.noise_level, progress=progress)
-    return {"lq": photo.img, "out": out}
+    return {"lq": photo.img, "out": out, "level": level_text(model, photo.img, choice)}
 
 
 def enhance_section(model: ve.VAEEnhancer, photo: Photo, choice: Choice, key: tuple, queue: JobQueue) -> str:
@@ -354,7 +375,7 @@ def show_result(result: dict | None, photo: Photo, choice: Choice, label: str) -
         return
     lq, out = result["lq"], result["out"]
     size = ah.describe_image(lq).split(",")[0]
-    st.success(f"{size} -> {out.shape[1]}x{out.shape[0]} in {result['about']}")
+    st.success(f"{size} -> {out.shape[1]}x{out.shape[0]} in {result['about']}{result.get('level', '')}")
     if "rows" in result:
         show_scores(result)
     before, after, pixels = memo("comparison", (result["token"],), lambda: comparison_previews(lq, out))

@@ -250,11 +250,13 @@ def test_noise_level_control_for_models_that_take_one(operator_settings, tmp_pat
     from vae_enhance.config import PRESETS
 
     torch.manual_seed(0)
-    config = dataclasses.replace(PRESETS["tiny"], noise_input=True)
-    folder = save_model(ve.VAEEnhancer(config).eval(), tmp_path / "levelled")
-    operator_settings.setenv("VAE_ENHANCE_MODELS", str(folder))
+    plain = dataclasses.replace(PRESETS["tiny"], noise_input=False, noise_estimator=False)
+    plain_folder = save_model(ve.VAEEnhancer(plain).eval(), tmp_path / "plain")
+    folder = save_model(ve.VAEEnhancer(PRESETS["tiny"]).eval(), tmp_path / "levelled")  # input and estimator
+    operator_settings.setenv("VAE_ENHANCE_MODELS", f"{plain_folder},{folder}")
     at = start()
-    assert not [c for c in at.sidebar.checkbox if c.key == "noise_auto"]  # the bundled model judges noise itself
+    at.sidebar.selectbox(key="model_choice").set_value(str(plain_folder)).run()
+    assert not [c for c in at.sidebar.checkbox if c.key == "noise_auto"]  # this model judges noise itself
     at.sidebar.selectbox(key="model_choice").set_value(str(folder)).run()
     assert at.sidebar.checkbox(key="noise_auto").value and at.sidebar.slider(key="noise_level").disabled
     calls = []
@@ -262,8 +264,10 @@ def test_noise_level_control_for_models_that_take_one(operator_settings, tmp_pat
     monkeypatch.setattr(ve, "enhance", lambda *a, **kw: calls.append(kw.get("noise_level")) or real_enhance(*a, **kw))
     upload(at, "photo.png", png_bytes())
     at.button(key="enhance").click().run()
+    assert "(measured)" in at.success[0].value  # automatic: the level the estimator measured is shown
     at.sidebar.checkbox(key="noise_auto").uncheck().run()
     at.sidebar.slider(key="noise_level").set_value(30).run()
     at.button(key="enhance").click().run()
+    assert "noise level 30 (set)" in at.success[0].value
     assert not at.exception and not at.error, [e.value for e in at.error]
     assert calls == [None, 30.0]  # automatic, then the level chosen
