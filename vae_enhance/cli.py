@@ -71,7 +71,12 @@ def _add_train(sub) -> None:
         metavar="JSON",
         help='model fields over the preset\'s, e.g. \'{"latent_stride": 4, "blocks": [1, 2, 3]}\'',
     )
-    p.add_argument("--init", default=d["init"], metavar="WEIGHTS", help="warm start from a weights folder")
+    p.add_argument(
+        "--init",
+        default=d["init"],
+        metavar="WEIGHTS[,WEIGHTS]",
+        help="warm start from weights folders: every tensor whose name and shape match (later folders win)",
+    )
     p.add_argument("--batch", type=int, default=d["batch"], help="crops per step and process (default %(default)s)")
     p.add_argument("--patch", type=int, default=d["patch"], help="crop side, a multiple of 32 (default %(default)s)")
     p.add_argument("--lr", type=float, default=d["lr"], help="peak learning rate (default %(default)s)")

@@ -46,7 +46,9 @@ class TrainConfig:
     time_limit: float = 0.0  # end this leg after this many minutes (checkpointed), 0 = no limit
     preset: str = "small"
     shape: dict = field(default_factory=dict)  # ModelConfig fields that override the preset's
-    init: str = ""  # warm start: a weights folder whose same-shaped tensors seed the model
+    init: str = (
+        ""  # warm start: weights folders (comma-separated, later ones win) whose same-shaped tensors seed the model
+    )
     batch: int = 16  # per process
     patch: int = 96  # hq crop side, a multiple of 32
     lr: float = 5e-4
@@ -249,11 +251,14 @@ def _val_batches(images: list[torch.Tensor], size: int = 192) -> torch.Tensor:
     return torch.stack(crops)
 
 
-def warm_start(model: VAEEnhancer, source: str) -> tuple[int, int]:
-    """Copy every tensor of the weights at `source` whose name and shape match; returns (copied, total)."""
-    donor = load_model(source, device="cpu").state_dict()
+def warm_start(model: VAEEnhancer, sources: str) -> tuple[int, int]:
+    """Copy every tensor whose name and shape match from the weights folders in `sources` (separated by
+    commas; a later folder overrides an earlier one); returns (tensors copied, tensors in the model)."""
     own = model.state_dict()
-    matched = {k: v for k, v in donor.items() if k in own and own[k].shape == v.shape}
+    matched = {}
+    for source in (s.strip() for s in sources.split(",") if s.strip()):
+        donor = load_model(source, device="cpu").state_dict()
+        matched.update({k: v for k, v in donor.items() if k in own and own[k].shape == v.shape})
     model.load_state_dict({**own, **matched})
     return len(matched), len(own)
 
