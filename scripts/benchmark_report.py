@@ -196,7 +196,7 @@ def main() -> None:
     real_rows = [(f"OpenCV NL-means, h = {h}, measured", f"NL-means h={h}") for h in REAL_NLM_H]
     if ffdnet is not None:
         real_rows += [(f"FFDNet given sigma = {s}, measured", f"FFDNet s={s}") for s in REAL_FFDNET_SIGMAS]
-    real_rows.append(("**vae-enhance** (blind), measured", MODEL))
+    real_rows.append(("**vae-enhance** (automatic strength), measured", MODEL))
     for name, key in real_rows:
         lines.append(f"| {name} | {real[key]:.2f} | {real[key] - real[NOISY]:+.2f} |")
     for name, value in PUBLISHED_REAL.items():
@@ -223,8 +223,8 @@ def main() -> None:
     timings.append(("**vae-enhance**", t_ours))
     lines += [
         "",
-        f"## CPU time, 512x512 denoise (this machine, {threads} threads, same run, median of 3 interleaved "
-        "rounds of 5 warm runs)",
+        f"## CPU time, 512x512 denoise (this machine, {threads} thread{'s' * (threads != 1)}, same run, "
+        "median of 3 interleaved rounds of 5 warm runs)",
         "",
         "| method | seconds | time / NL-means |",
         "| --- | --- | --- |",

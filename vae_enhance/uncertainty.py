@@ -20,7 +20,13 @@ def _y_psnr(out: np.ndarray, ref: np.ndarray, border: int) -> float:
 
 
 def variation_stats(
-    model: VAEEnhancer, images: list[np.ndarray], scale: int = 4, n: int = 8, temperature: float = 1.0, seed: int = 0
+    model: VAEEnhancer,
+    images: list[np.ndarray],
+    scale: int = 4,
+    n: int = 8,
+    temperature: float = 1.0,
+    seed: int = 0,
+    noise_level: float | None = None,
 ) -> dict:
     """Spread of n variations of each uint8 RGB `images` (sides multiples of `scale`), downscaled bicubically.
 
@@ -28,6 +34,7 @@ def variation_stats(
     max_drop_db (the worst sample's Y-PSNR below the temperature-0 output's), and
     std_error_correlation (Pearson correlation, per image then averaged, of the std map with the
     temperature-0 output's absolute error: how well the uncertainty map marks the errors).
+    `noise_level` is passed to both (None: automatic).
     """
     stds, drops, correlations = [], [], []
     for hq8 in images:
@@ -35,8 +42,10 @@ def variation_stats(
         if h % scale or w % scale:
             raise ValueError(f"image sides must be multiples of {scale}, got {w}x{h}")
         lq8 = bicubic(hq8, (w // scale, h // scale))
-        best = enhance(model, lq8, scale)
-        samples, std = variations(model, lq8, n=n, scale=scale, temperature=temperature, seed=seed)
+        best = enhance(model, lq8, scale, noise_level=noise_level)
+        samples, std = variations(
+            model, lq8, n=n, scale=scale, temperature=temperature, seed=seed, noise_level=noise_level
+        )
         reference = _y_psnr(best, hq8, scale)
         drops.append(reference - min(_y_psnr(s, hq8, scale) for s in samples))
         stds.append(float(std.mean()) * 255)
