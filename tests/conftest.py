@@ -9,6 +9,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
+import copy  # noqa: E402
 import sys  # noqa: E402
 from pathlib import Path  # noqa: E402
 
@@ -48,6 +49,15 @@ def photo(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
     base = np.stack([x, y, 0.5 + 0.5 * np.sin(6 * (x + y))], axis=-1)
     img = 0.7 * base + 0.3 * rng.random((h, w, 3))
     return np.rint(np.clip(img, 0, 1) * 255).astype(np.uint8)
+
+
+def listening(model: ve.VAEEnhancer) -> ve.VAEEnhancer:
+    """A copy of `model` whose noise-level input has weights (a new model's starts at zero: no effect)."""
+    model = copy.deepcopy(model)
+    gen = torch.Generator().manual_seed(0)
+    for layer in (model.prior_net.level_embed.mlp[2], model.prior_net.level_embed.to3):
+        layer.weight.copy_(torch.randn(layer.weight.shape, generator=gen))
+    return model
 
 
 @pytest.fixture

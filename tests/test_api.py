@@ -1,13 +1,12 @@
 """The public enhance()/variations() API: every layout and dtype, alpha, determinism, seeds, the noise
 level (strength control), bad arguments."""
 
-import copy
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 
 import numpy as np
 import pytest
-import torch
+from conftest import listening
 
 import vae_enhance as ve
 from vae_enhance.config import PRESETS
@@ -212,17 +211,8 @@ def test_scale_must_be_one_the_model_was_built_for():
         ve.enhance(model.eval(), _image((8, 8, 3), np.uint8), 2)
 
 
-def _listening(model):
-    """A copy of `model` whose noise-level input has weights (a new model's starts at zero: no effect)."""
-    model = copy.deepcopy(model)
-    gen = torch.Generator().manual_seed(0)
-    for layer in (model.prior_net.level_embed.mlp[2], model.prior_net.level_embed.to3):
-        layer.weight.copy_(torch.randn(layer.weight.shape, generator=gen))
-    return model
-
-
 def test_noise_level_is_the_strength_control(tiny_model):
-    model = _listening(tiny_model)
+    model = listening(tiny_model)
     img = _image((24, 40, 3), np.uint8)
     auto = ve.enhance(model, img)
     np.testing.assert_array_equal(auto, ve.enhance(model, img, noise_level=None))
@@ -249,7 +239,7 @@ def test_noise_level_needs_a_model_with_that_input():
 
 
 def test_automatic_level_is_measured_once_per_photo(tiny_model):
-    model = _listening(tiny_model)
+    model = listening(tiny_model)
     img = _image((40, 56, 3), np.uint8)
     level = ve.estimate_noise(model, img)
     assert isinstance(level, float) and 0 <= level <= 255
