@@ -74,7 +74,7 @@ def main() -> None:
             wait_done(page)
             page.mouse.wheel(0, 330)
             page.wait_for_timeout(800)
-            save_small(page.screenshot(), "app.png")
+            save_small(page.screenshot(), "enhance.png")
             page.mouse.wheel(0, 900)
             page.wait_for_timeout(800)
             save_small(page.screenshot(), "zoom.png")
