@@ -271,19 +271,20 @@ def timing(waited: float, seconds: float, model: ve.VAEEnhancer) -> str:
     return f"{seconds:.1f} s on {device_text(model)}{queued}"
 
 
-def level_text(model: ve.VAEEnhancer, lq: np.ndarray, choice: Choice) -> str:
-    """How hard the noise was removed: the level the user set, or the one measured on the photo."""
+def resolve_level(model: ve.VAEEnhancer, lq: np.ndarray, choice: Choice) -> tuple[float | None, str]:
+    """The level enhance is told and the text that reports it: the user's, or the photo's, measured once."""
     if choice.noise_level is not None:
-        return f"; noise level {choice.noise_level:g} (set)"
-    measured = ve.estimate_noise(model, lq)
-    return "" if measured is None else f"; noise level {measured:.1f} (measured)"
+        return choice.noise_level, f"; noise level {choice.noise_level:g} (set)"
+    measured = ve.estimate_noise(model, lq)  # None for a model that judges the noise itself
+    return measured, "" if measured is None else f"; noise level {measured:.1f} (measured)"
 
 
 def restore(model: ve.VAEEnhancer, photo: Photo, choice: Choice, progress) -> dict:
     """The enhance button's job: the result, or in simulate mode the degraded input, result and scores."""
     if choice.mode == SIMULATE:
         sim = ah.simulate(photo.img, choice.sigma, choice.scale)
-        out = ve.enhance(model, sim.lq, choice.scale, noise_level=choice.noise_level, progress=progress)
+        level, text = resolve_level(model, sim.lq, choice)
+        out = ve.enhance(model, sim.lq, choice.scale, noise_level=level, progress=progress)
         others = ah.baselines(sim)
         rows = ah.score_rows(sim, out, others)
         return {
@@ -292,11 +293,12 @@ def restore(model: ve.VAEEnhancer, photo: Photo, choice: Choice, progress) -> di
             "sim": sim,
             "baselines": others,
             "rows": rows,
-            "level": level_text(model, sim.lq, choice),
+            "level": text,
         }
     ah.check_output_size(photo.img.shape, choice.scale)
-    out = ve.enhance(model, photo.img, choice.scale, noise_level=choice.noise_level, progress=progress)
-    return {"lq": photo.img, "out": out, "level": level_text(model, photo.img, choice)}
+    level, text = resolve_level(model, photo.img, choice)
+    out = ve.enhance(model, photo.img, choice.scale, noise_level=level, progress=progress)
+    return {"lq": photo.img, "out": out, "level": text}
 
 
 def enhance_section(model: ve.VAEEnhancer, photo: Photo, choice: Choice, key: tuple, queue: JobQueue) -> str:

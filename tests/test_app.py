@@ -264,10 +264,11 @@ def test_noise_level_control_for_models_that_take_one(operator_settings, tmp_pat
     monkeypatch.setattr(ve, "enhance", lambda *a, **kw: calls.append(kw.get("noise_level")) or real_enhance(*a, **kw))
     upload(at, "photo.png", png_bytes())
     at.button(key="enhance").click().run()
-    assert "(measured)" in at.success[0].value  # automatic: the level the estimator measured is shown
+    measured = calls[0]  # automatic: the photo is measured once, and that level is both used and shown
+    assert measured is not None and f"noise level {measured:.1f} (measured)" in at.success[0].value
     at.sidebar.checkbox(key="noise_auto").uncheck().run()
     at.sidebar.slider(key="noise_level").set_value(30).run()
     at.button(key="enhance").click().run()
     assert "noise level 30 (set)" in at.success[0].value
     assert not at.exception and not at.error, [e.value for e in at.error]
-    assert calls == [None, 30.0]  # automatic, then the level chosen
+    assert calls == [measured, 30.0]  # automatic, then the level chosen
