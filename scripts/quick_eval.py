@@ -1,12 +1,17 @@
 """Quick figures for comparing training runs (ablations), on the evaluation sets' protocol of DESIGN.md.
 
     python scripts/quick_eval.py runs/A runs/B --eval ../shared/data/eval [--cbsd 10] [--what sr2,sr4,dn25,real,var]
+    python scripts/quick_eval.py runs/A --what heldout_var --train ../shared/data/train
 
 For each model: Set5 x2 / x4 Y-PSNR (blind, and told "clean" when the model has a noise-level input),
 CBSD68 sigma 25 on the first --cbsd images, CC15 real noise, and the variations check (Set5 x4, 8 samples
 at temperature 1: mean per-pixel std, worst drop of a sample below temperature 0, and the correlation of
 the std map with the temperature-0 error). Faster than the full `vae-enhance eval`; the shipped figures
 come from that and from scripts/benchmark_report.py.
+
+`heldout_var` is the same variations check on 320 px centre crops of the training run's 16 held-out
+photos (`--train`, split seed 0), automatic and told "clean": a measure for steering training (the
+best-of weight) that does not look at an evaluation set.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from vae_enhance.baselines import bicubic, noisy  # noqa: E402
+from vae_enhance.data import list_images, split  # noqa: E402
 from vae_enhance.hub import load_model  # noqa: E402
 from vae_enhance.image_io import from_float, read_image, to_float, to_rgb_float  # noqa: E402
 from vae_enhance.inference import enhance  # noqa: E402
@@ -38,6 +44,25 @@ def sr_pairs(folder: Path, scale: int) -> list[tuple[np.ndarray, np.ndarray]]:
     return pairs
 
 
+def heldout_crops(train: Path, side: int = 320) -> list[np.ndarray]:
+    """Centre crops (sides multiples of 4) of the 16 photos a training run holds out for validation."""
+    crops = []
+    for path in split(list_images(train), 16, 0)[1]:
+        hq8 = from_float(to_rgb_float(read_image(path)), np.uint8)
+        h, w = hq8.shape[:2]
+        c = min(side, h // 4 * 4, w // 4 * 4)
+        y, x = (h - c) // 2, (w - c) // 2
+        crops.append(np.ascontiguousarray(hq8[y : y + c, x : x + c]))
+    return crops
+
+
+def variation_text(stats: dict) -> str:
+    return (
+        f"std {stats['mean_std_255']:.2f}/255 drop {stats['max_drop_db']:.2f} dB "
+        f"corr {stats['std_error_correlation']:.2f}"
+    )
+
+
 def sr_score(model, pairs, scale: int, level=None) -> float:
     scores = []
     for lq8, hq8 in pairs:
@@ -51,7 +76,8 @@ def main() -> None:
     parser.add_argument("models", nargs="+")
     parser.add_argument("--eval", default="../shared/data/eval", type=Path)
     parser.add_argument("--cbsd", type=int, default=10, help="CBSD68 images for sigma 25 (first N)")
-    parser.add_argument("--what", default="sr2,sr4,dn25,real,var")
+    parser.add_argument("--train", default="../shared/data/train", type=Path, help="for heldout_var")
+    parser.add_argument("--what", default="sr2,sr4,dn25,real,var", help="also: heldout_var")
     args = parser.parse_args()
     what = set(args.what.split(","))
     torch.set_grad_enabled(False)
@@ -83,10 +109,12 @@ def main() -> None:
             row.append(f"CC15 {np.mean(scores):.2f} ({sum(g > 0 for g in gains)}/15 above input)")
         if "var" in what and 4 in model.config.scales:
             stats = variation_stats(model, [hq for _, hq in sr_pairs(args.eval / "Set5", 4)], scale=4)
-            row.append(
-                f"var std {stats['mean_std_255']:.2f}/255 drop {stats['max_drop_db']:.2f} dB "
-                f"corr {stats['std_error_correlation']:.2f}"
-            )
+            row.append(f"var {variation_text(stats)}")
+        if "heldout_var" in what and 4 in model.config.scales:
+            crops = heldout_crops(args.train)
+            row.append(f"held-out var {variation_text(variation_stats(model, crops, scale=4))}")
+            if told:
+                row.append(f"(told 0: {variation_text(variation_stats(model, crops, scale=4, noise_level=0.0))})")
         print(" | ".join(row), flush=True)
 
 
