@@ -31,6 +31,7 @@ from vae_enhance.hub import load_model  # noqa: E402
 from vae_enhance.image_io import from_float, read_image, to_float, to_rgb_float  # noqa: E402
 from vae_enhance.inference import enhance  # noqa: E402
 from vae_enhance.metrics import psnr, psnr_y, to_tensor  # noqa: E402
+from vae_enhance.train import TrainConfig  # noqa: E402
 from vae_enhance.uncertainty import variation_stats  # noqa: E402
 
 
@@ -45,9 +46,10 @@ def sr_pairs(folder: Path, scale: int) -> list[tuple[np.ndarray, np.ndarray]]:
 
 
 def heldout_crops(train: Path, side: int = 320) -> list[np.ndarray]:
-    """Centre crops (sides multiples of 4) of the 16 photos a training run holds out for validation."""
+    """Centre crops (sides multiples of 4) of the photos a training run holds out for validation."""
     crops = []
-    for path in split(list_images(train), 16, 0)[1]:
+    held_out = TrainConfig(data=str(train), out="")  # the split of a run with the default --val-count and --seed
+    for path in split(list_images(train), held_out.val_count, held_out.seed)[1]:
         hq8 = from_float(to_rgb_float(read_image(path)), np.uint8)
         h, w = hq8.shape[:2]
         c = min(side, h // 4 * 4, w // 4 * 4)
