@@ -236,6 +236,33 @@ def test_crop_sampler_is_seeded(make_folder):
     assert torch.equal(a, crops(0)) and not torch.equal(a, crops(1))
 
 
+def test_crop_sampler_larger_crops_come_from_images_large_enough(make_folder, tmp_path):
+    root = make_folder(count=2, size=(40, 50))
+    ve.write_image(root / "big.png", np.full((80, 96, 3), 200, np.uint8))
+    images = load_images(list_images(root), 32, torch.device("cpu"))
+    sampler = CropSampler(images, 32, torch.Generator().manual_seed(0))
+    big = sampler.sample(6, 64)
+    assert big.shape == (6, 3, 64, 64)
+    assert torch.all(big == 200 / 255)  # only the 80x96 image holds a 64 px crop
+    assert sampler.sample(3).shape == (3, 3, 32, 32)  # the default side is still --patch
+    with pytest.raises(ValueError, match="--sr-lq-patch"):
+        sampler.sample(1, 128)
+
+
+def test_sr_lq_patch_trains_on_larger_sr_crops(tmp_path, monkeypatch):
+    data = tmp_path / "data"
+    data.mkdir()
+    for i in range(3):
+        ve.write_image(data / f"{i}.png", photo(np.random.default_rng(i), 72, 72))
+    seen = []
+    real_sample = CropSampler.sample
+    monkeypatch.setattr(CropSampler, "sample", lambda self, *a: seen.append(real_sample(self, *a).shape[-1]) or
+                        real_sample(self, *a))  # fmt: skip
+    args = ["train", "--data", str(data), "--out", str(tmp_path / "out"), "--steps", "4", *TRAIN_ARGS]
+    assert main([*args, "--scales", "1,2", "--sr-lq-patch", "24"]) == 0
+    assert seen[:4] == [32, 48, 32, 48]  # denoising crops of --patch, x2 crops of 2 x 24
+
+
 @pytest.mark.parametrize(
     ("changes", "message"),
     [
@@ -248,6 +275,7 @@ def test_crop_sampler_is_seeded(make_folder):
         ({"camera_fraction": 2.0}, "camera_fraction"),
         ({"best_of": -1}, "--best-of"),
         ({"stop_at": -1}, "--stop-at"),
+        ({"sr_lq_patch": 20}, "--sr-lq-patch"),
     ],
 )
 def test_train_config_validation(changes, message):

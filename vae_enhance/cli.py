@@ -79,6 +79,12 @@ def _add_train(sub) -> None:
     )
     p.add_argument("--batch", type=int, default=d["batch"], help="crops per step and process (default %(default)s)")
     p.add_argument("--patch", type=int, default=d["patch"], help="crop side, a multiple of 32 (default %(default)s)")
+    p.add_argument(
+        "--sr-lq-patch",
+        type=int,
+        default=d["sr_lq_patch"],
+        help="SR crops of this input side (the hq crop is it x scale) instead of --patch; a multiple of 8, 0 = off",
+    )
     p.add_argument("--lr", type=float, default=d["lr"], help="peak learning rate (default %(default)s)")
     p.add_argument("--beta", type=float, default=d["beta"], help="KL weight (default %(default)s)")
     p.add_argument("--free-bits", type=float, default=d["free_bits"], help="KL free bits per latent element")

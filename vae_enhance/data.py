@@ -58,7 +58,8 @@ def load_images(paths: list[Path], min_size: int, device: torch.device) -> list[
 
 
 class CropSampler:
-    """Random patch x patch crops with random flips and 90-degree rotations, as float (B, 3, P, P)."""
+    """Random square crops (patch x patch unless asked for larger) with random flips and 90-degree
+    rotations, as float (B, 3, P, P)."""
 
     def __init__(self, images: list[torch.Tensor], patch: int, generator: torch.Generator):
         self.images, self.patch, self.generator = images, patch, generator
@@ -68,14 +69,21 @@ class CropSampler:
     def _randint(self, high: int) -> int:
         return int(torch.randint(high, (1,), generator=self.generator))
 
-    def sample(self, batch: int) -> torch.Tensor:
-        picks = torch.multinomial(self.weights, batch, replacement=True, generator=self.generator)
+    def sample(self, batch: int, side: int = 0) -> torch.Tensor:
+        """`batch` crops of `side` px (default: the sampler's patch), from the images at least that large."""
+        side = side or self.patch
+        weights = self.weights
+        if side > self.patch:
+            weights = self.weights * torch.tensor([float(min(im.shape[-2:]) >= side) for im in self.images])
+            if not weights.any():
+                raise ValueError(f"no training image is at least {side} px a side; lower --sr-lq-patch")
+        picks = torch.multinomial(weights, batch, replacement=True, generator=self.generator)
         crops = []
         for i in picks.tolist():
             img = self.images[i]
-            y = self._randint(img.shape[-2] - self.patch + 1)
-            x = self._randint(img.shape[-1] - self.patch + 1)
-            crop = img[:, y : y + self.patch, x : x + self.patch]
+            y = self._randint(img.shape[-2] - side + 1)
+            x = self._randint(img.shape[-1] - side + 1)
+            crop = img[:, y : y + side, x : x + side]
             if self._randint(2):
                 crop = crop.flip(-1)
             crops.append(torch.rot90(crop, self._randint(4), dims=(-2, -1)))

@@ -51,6 +51,7 @@ class TrainConfig:
     )
     batch: int = 16  # per process
     patch: int = 96  # hq crop side, a multiple of 32
+    sr_lq_patch: int = 0  # SR crops: this lq side (hq = it x scale), so x4 inputs are not tiny; 0 = --patch
     lr: float = 5e-4
     weight_decay: float = 1e-4
     beta: float = 1e-3  # KL weight per latent element, against the per-pixel Charbonnier loss
@@ -82,6 +83,8 @@ class TrainConfig:
             raise ValueError(f"--preset must be one of {sorted(PRESETS)}, got {self.preset!r}")
         if self.patch % 32 or self.patch < 32:
             raise ValueError(f"--patch must be a multiple of 32 (>= 32), got {self.patch}")
+        if self.sr_lq_patch < 0 or self.sr_lq_patch % 8:
+            raise ValueError(f"--sr-lq-patch must be a multiple of 8 (0 = off), got {self.sr_lq_patch}")
         if min(self.steps, self.batch, self.val_every, self.log_every, self.val_count) < 1:
             raise ValueError("--steps, --batch, --val-every and --val-count must be at least 1")
         if self.stop_at < 0 or self.time_limit < 0:
@@ -373,7 +376,8 @@ class Run:
         model = self.model
         model.train()
         scale = cfg.scales[step % len(cfg.scales)]
-        hq = self.sampler.sample(cfg.batch).to(self.device)
+        side = cfg.sr_lq_patch * scale if scale > 1 else 0  # 0: the sampler's --patch
+        hq = self.sampler.sample(cfg.batch, side).to(self.device)
         lq, level = degrade(hq, scale, self.noise_gen, self.mix)
         if cfg.estimator_only:
             return self.estimator_step(lq, level)
