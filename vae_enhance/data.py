@@ -65,6 +65,16 @@ class CropSampler:
         self.images, self.patch, self.generator = images, patch, generator
         # Sample images in proportion to their area, so large photos are not under-used.
         self.weights = torch.tensor([float(im.shape[-1] * im.shape[-2]) for im in images])
+        self._side_weights = {patch: self.weights}
+
+    def _weights_for(self, side: int) -> torch.Tensor:
+        """The sampling weights for `side` px crops: the images too small for them get none (cached per side)."""
+        if side not in self._side_weights:
+            fits = torch.tensor([float(min(im.shape[-2:]) >= side) for im in self.images])
+            if not fits.any():
+                raise ValueError(f"no training image is at least {side} px a side; lower --sr-lq-patch")
+            self._side_weights[side] = self.weights * fits
+        return self._side_weights[side]
 
     def _randint(self, high: int) -> int:
         return int(torch.randint(high, (1,), generator=self.generator))
@@ -72,12 +82,7 @@ class CropSampler:
     def sample(self, batch: int, side: int = 0) -> torch.Tensor:
         """`batch` crops of `side` px (default: the sampler's patch), from the images at least that large."""
         side = side or self.patch
-        weights = self.weights
-        if side > self.patch:
-            weights = self.weights * torch.tensor([float(min(im.shape[-2:]) >= side) for im in self.images])
-            if not weights.any():
-                raise ValueError(f"no training image is at least {side} px a side; lower --sr-lq-patch")
-        picks = torch.multinomial(weights, batch, replacement=True, generator=self.generator)
+        picks = torch.multinomial(self._weights_for(side), batch, replacement=True, generator=self.generator)
         crops = []
         for i in picks.tolist():
             img = self.images[i]
