@@ -275,7 +275,7 @@ def resolve_level(model: ve.VAEEnhancer, lq: np.ndarray, choice: Choice) -> tupl
     """The level enhance is told and the text that reports it: the user's, or the photo's, measured once."""
     if choice.noise_level is not None:
         return choice.noise_level, f"; noise level {choice.noise_level:g} (set)"
-    measured = ve.estimate_noise(model, lq)  # None for a model that judges the noise itself
+    measured = ve.estimate_noise(model, lq, choice.scale)  # None for a model that judges the noise itself
     return measured, "" if measured is None else f"; noise level {measured:.1f} (measured)"
 
 

@@ -1,11 +1,13 @@
 """The public enhance()/variations() API: every layout and dtype, alpha, determinism, seeds, the noise
 level (strength control), bad arguments."""
 
+import math
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 
 import numpy as np
 import pytest
+import torch
 from conftest import listening
 
 import vae_enhance as ve
@@ -249,6 +251,28 @@ def test_automatic_level_is_measured_once_per_photo(tiny_model):
     np.testing.assert_allclose(ve.enhance(model, img, tile=16), auto, atol=1)
     samples, _ = ve.variations(model, img, n=2, temperature=0.0)
     np.testing.assert_array_equal(samples[0], auto)
+
+
+def test_upscaling_reads_the_noise_with_its_own_estimator():
+    torch.manual_seed(0)
+    model = listening(ve.VAEEnhancer(replace(PRESETS["tiny"], sr_estimators=True)).eval().requires_grad_(False))
+    head = model.sr_estimators["2"].body[-1]  # every position reads log(255 * level + 0.5): make x2 read 40
+    head.weight.zero_()
+    head.bias.fill_(math.log(40.5))
+    img = _image((24, 32, 3), np.uint8)
+    assert ve.estimate_noise(model, img, scale=2) == pytest.approx(40.0, abs=1e-3)
+    photo = ve.estimate_noise(model, img)  # scale 1: the denoising estimator, untouched
+    assert photo == pytest.approx(
+        255 * float(model.noise_estimator(torch.from_numpy(img / 255).permute(2, 0, 1)[None].float())), abs=1e-3
+    )
+    assert abs(photo - 40) > 1
+    # enhance at x2 is told what the x2 estimator reads; at x4, what the x4 one reads.
+    np.testing.assert_allclose(ve.enhance(model, img, 2), ve.enhance(model, img, 2, noise_level=40), atol=1)
+    assert np.abs(ve.enhance(model, img, 2).astype(int) - ve.enhance(model, img, 2, noise_level=photo)).max() > 1
+    x4 = ve.estimate_noise(model, img, scale=4)
+    np.testing.assert_allclose(ve.enhance(model, img, 4), ve.enhance(model, img, 4, noise_level=x4), atol=1)
+    with pytest.raises(ValueError, match="scale must be one of"):
+        ve.estimate_noise(model, img, scale=3)
 
 
 def test_estimate_reads_the_centre_of_a_large_photo(tiny_model):

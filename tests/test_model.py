@@ -129,6 +129,8 @@ def test_config_json_round_trip_gives_equal_hashable_config():
         ({"latent_channels": 0}, "latent_channels"),
         ({"scales": (1, 3)}, "scales"),
         ({"scales": ()}, "scales"),
+        ({"noise_estimator": False, "sr_estimators": True}, "sr_estimators needs noise_estimator"),
+        ({"sr_estimators": 1}, "sr_estimators must be true or false"),
     ],
 )
 def test_config_validation(changes, message):

@@ -150,6 +150,26 @@ def test_estimator_only_trains_the_estimator_alone(trained_dir, train_data, tmp_
     assert "--estimator-only needs" in capsys.readouterr().err
 
 
+def test_sr_estimators_start_as_the_denoising_one_and_train_alone(trained_dir, train_data, tmp_path):
+    grown = VAEEnhancer(replace(PRESETS["tiny"], sr_estimators=True))
+    copied, total = warm_start(grown, str(trained_dir))
+    assert copied == total  # the donor has no SR estimators: they are seeded from its denoising one
+    start = grown.state_dict()
+    sr_keys = [k for k in start if k.startswith("sr_estimators.")]
+    assert {k.split(".")[1] for k in sr_keys} == {"2", "4"}
+    assert all(torch.equal(start[k], start["noise_estimator." + k.split(".", 2)[2]]) for k in sr_keys)
+    # An estimator leg on x2 and x4 alone trains those two and leaves the rest, the denoising estimator included.
+    out = tmp_path / "sr_est"
+    shape = ["--shape", '{"noise_estimator": true, "sr_estimators": true}', "--scales", "2,4"]
+    args = ["train", "--data", str(train_data), "--out", str(out), "--steps", "4", "--init", str(trained_dir)]
+    assert main([*args, "--estimator-only", *TRAIN_ARGS, *shape]) == 0
+    after = ve.load_model(out).state_dict()
+    changed = {k for k in start if not torch.equal(start[k], after[k])}
+    assert {k.split(".")[1] for k in changed} == {"2", "4"} and changed <= set(sr_keys)
+    row = _log_rows(out)[-1]
+    assert float(row["val_level_x2"]) >= 0 and float(row["val_level_x4"]) >= 0
+
+
 def test_time_limit_ends_the_leg_with_a_checkpoint(train_data, tmp_path, capsys):
     out = tmp_path / "out"
     args = ["train", "--data", str(train_data), "--out", str(out), "--steps", "1000", "--time-limit", "0.0001"]

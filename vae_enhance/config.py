@@ -31,6 +31,9 @@ class ModelConfig:
                     judges the noise itself (blind), as every model without this input does.
     noise_estimator: a small network that measures a photo's noise level, so that "automatic" means
                     "measured over the whole photo, then told" rather than blind (needs noise_input).
+    sr_estimators:  a noise estimator of its own for each upscaling scale (needs noise_estimator): a
+                    photo to upscale is small and most often clean, and the denoising estimator reads
+                    its fine texture as noise; the denoising estimator is left as it is.
     format_version: bumped whenever the weights layout changes; loading refuses unknown versions.
     """
 
@@ -42,6 +45,7 @@ class ModelConfig:
     latent_stride: int = 8
     noise_input: bool = False
     noise_estimator: bool = False
+    sr_estimators: bool = False
     format_version: int = FORMAT_VERSION
 
     def __post_init__(self) -> None:
@@ -64,11 +68,13 @@ class ModelConfig:
             raise ValueError(f"scales must be a non-empty subset of {SCALES}, got {self.scales}")
         if self.latent_stride not in LATENT_STRIDES:
             raise ValueError(f"latent_stride must be one of {LATENT_STRIDES}, got {self.latent_stride}")
-        for name in ("noise_input", "noise_estimator"):
+        for name in ("noise_input", "noise_estimator", "sr_estimators"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name} must be true or false, got {getattr(self, name)!r}")
         if self.noise_estimator and not self.noise_input:
             raise ValueError("noise_estimator needs noise_input: the measured level is told to the network")
+        if self.sr_estimators and not self.noise_estimator:
+            raise ValueError("sr_estimators needs noise_estimator: they start from it and stand beside it")
 
     def to_dict(self) -> dict:
         return asdict(self)

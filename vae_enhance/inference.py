@@ -42,30 +42,31 @@ def _check_noise_level(model: VAEEnhancer, noise_level) -> float | None:
     return float(noise_level) / 255.0
 
 
-def _measure(model: VAEEnhancer, img: np.ndarray) -> float:
-    """The estimator's level for the photo (0-1 scale), from its centre crop of ESTIMATE_SIDE."""
+def _measure(model: VAEEnhancer, img: np.ndarray, scale: int) -> float:
+    """The level the estimator for `scale` reads in the photo (0-1 scale), from its centre crop of ESTIMATE_SIDE."""
     h, w = img.shape[:2]
     y0, x0 = max((h - ESTIMATE_SIDE) // 2, 0), max((w - ESTIMATE_SIDE) // 2, 0)
     crop = _tile_to_float(_network_input(img[y0 : y0 + ESTIMATE_SIDE, x0 : x0 + ESTIMATE_SIDE]))
     param = next(model.parameters())
     with torch.inference_mode():
-        return float(model.noise_estimator(crop.to(param.device, param.dtype)))
+        return float(model.estimator(scale)(crop.to(param.device, param.dtype)))
 
 
-def estimate_noise(model: VAEEnhancer, img: np.ndarray) -> float | None:
-    """The photo's noise level as the model measures it, on the 0-255 scale (what noise_level takes);
-    None for a model without a noise estimator. enhance() and variations() use this level when
-    noise_level is left out."""
+def estimate_noise(model: VAEEnhancer, img: np.ndarray, scale: int = 1) -> float | None:
+    """The photo's noise level as the model measures it for this task (scale 1 = denoise, 2/4 =
+    upscale; a model may read a photo to upscale with an estimator of its own), on the 0-255 scale
+    (what noise_level takes); None for a model without a noise estimator. enhance() and variations()
+    use this level when noise_level is left out."""
     img = check_image(img)
-    _check_args(model, model.config.scales[0], None, 0.0)
-    return None if model.noise_estimator is None else 255.0 * _measure(model, img)
+    _check_args(model, scale, None, 0.0)
+    return None if model.estimator(scale) is None else 255.0 * _measure(model, img, scale)
 
 
-def _level(model: VAEEnhancer, img: np.ndarray, noise_level) -> float | None:
+def _level(model: VAEEnhancer, img: np.ndarray, noise_level, scale: int) -> float | None:
     """The level every tile is told (0-1 scale): the caller's, else the photo's measured one, else None (blind)."""
     level = _check_noise_level(model, noise_level)
-    if level is None and model.noise_estimator is not None:
-        level = _measure(model, img)
+    if level is None and model.estimator(scale) is not None:
+        level = _measure(model, img, scale)
     return level
 
 
@@ -211,7 +212,7 @@ def enhance(
     _check_args(model, scale, tile, temperature)
     size = (img.shape[0] * scale, img.shape[1] * scale)
     check_pixels(*size, "the result", advice="use a smaller scale or a smaller photo")
-    level = _level(model, img, noise_level)
+    level = _level(model, img, noise_level, scale)
     out, _ = _restore(model, img, scale, 1, float(temperature), seed, tile, progress, with_std=False, level=level)
     return out[0]
 
@@ -238,7 +239,7 @@ def variations(
     _check_args(model, scale, tile, temperature, n)
     size = (img.shape[0] * scale, img.shape[1] * scale)
     check_pixels(*size, "the result", count=n, advice="use fewer samples, a smaller scale or a smaller photo")
-    level = _level(model, img, noise_level)
+    level = _level(model, img, noise_level, scale)
     return _restore(model, img, scale, n, float(temperature), seed, tile, progress, with_std=True, level=level)
 
 

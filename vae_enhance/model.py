@@ -270,11 +270,26 @@ class VAEEnhancer(
         self.posterior_net = PosteriorNet(config)
         self.decoder = Decoder(config)
         self.noise_estimator = NoiseEstimator() if config.noise_estimator else None
+        # Keyed by str(scale); the denoising estimator above keeps its name, so older weights load as they are.
+        self.sr_estimators = (
+            nn.ModuleDict({str(s): NoiseEstimator() for s in config.scales if s > 1}) if config.sr_estimators else None
+        )
+
+    def estimator(self, scale: int) -> NoiseEstimator | None:
+        """The noise estimator that reads inputs of this scale; None for a model without one."""
+        if self.sr_estimators is not None and str(scale) in self.sr_estimators:
+            return self.sr_estimators[str(scale)]
+        return self.noise_estimator
+
+    def estimators(self, scales: tuple[int, ...] | None = None) -> list[NoiseEstimator]:
+        """The distinct estimators that read the given scales (default: all of the model's)."""
+        found = [self.estimator(s) for s in (self.config.scales if scales is None else scales)]
+        return [e for i, e in enumerate(found) if e is not None and all(e is not f for f in found[:i])]
 
     def inference_parameters(self) -> list[nn.Parameter]:
         """The parameters that run at inference: everything but the training-only posterior network."""
-        estimator = [] if self.noise_estimator is None else [*self.noise_estimator.parameters()]
-        return [*self.prior_net.parameters(), *self.decoder.parameters(), *estimator]
+        estimators = [p for e in self.estimators() for p in e.parameters()]
+        return [*self.prior_net.parameters(), *self.decoder.parameters(), *estimators]
 
     def check_scale(self, scale: int) -> int:
         if scale not in self.config.scales:
@@ -302,17 +317,18 @@ class VAEEnhancer(
             mode = "reflect" if pad_h < h and pad_w < w else "replicate"
             base = F.pad(base, (0, pad_w, 0, pad_h), mode=mode)
         index = torch.full((lq.shape[0],), SCALES.index(scale), device=lq.device, dtype=torch.long)
-        feats, dist = self.prior_net(base, index, self._levels(noise_level, lq))
+        feats, dist = self.prior_net(base, index, self._levels(noise_level, lq, scale))
         return Prior(base=base, feats=feats, dist=dist, size=(h, w))
 
-    def _levels(self, noise_level: float | torch.Tensor | None, lq: torch.Tensor) -> torch.Tensor | None:
+    def _levels(self, noise_level: float | torch.Tensor | None, lq: torch.Tensor, scale: int) -> torch.Tensor | None:
         """The noise level as a (B,) tensor in lq's dtype, NaN where unknown; None for a model without the input."""
         if not self.config.noise_input:
             if noise_level is not None:
                 raise ValueError("this model has no noise-level input: leave noise_level unset (automatic)")
             return None
         if noise_level is None:
-            noise_level = math.nan if self.noise_estimator is None else self.noise_estimator(lq)
+            estimator = self.estimator(scale)
+            noise_level = math.nan if estimator is None else estimator(lq)
         level = torch.as_tensor(noise_level, dtype=lq.dtype, device=lq.device)
         return level.expand(lq.shape[0]) if level.ndim == 0 else level
 

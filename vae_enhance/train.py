@@ -157,7 +157,8 @@ class TrainStep(nn.Module):
     def forward(self, lq, hq, scale: int, level, told, eps_q: torch.Tensor, eps_k: torch.Tensor | None) -> StepOutput:
         """level: (B,) the true noise levels, told to the network where `told` is true (else NaN: blind)."""
         model = self.model
-        est_loss = None if model.noise_estimator is None else estimator_loss(model.noise_estimator, lq, level)
+        estimator = model.estimator(scale)
+        est_loss = None if estimator is None else estimator_loss(estimator, lq, level)
         if model.config.noise_input:
             level = torch.where(told, level, torch.full_like(level, math.nan))
         else:
@@ -220,12 +221,16 @@ def validate(model: VAEEnhancer, hq: torch.Tensor, scales: tuple[int, ...] | Non
         if model.noise_estimator is not None:  # in 0-255 units, not part of the score
             error = model.noise_estimator(camera) - (camera - hq).square().mean(dim=(1, 2, 3)).sqrt()
             level_error = {"val_level_err": 255 * error.abs().mean().item()}
+    readings = {}
     for scale in sorted(s for s in set(scales) if s > 1):
-        results[f"val_x{scale}"] = psnr_y(run(downscale(hq, scale), scale), hq, border=scale).mean().item()
+        lq = downscale(hq, scale)
+        results[f"val_x{scale}"] = psnr_y(run(lq, scale), hq, border=scale).mean().item()
+        if model.estimator(scale) is not None:  # what it reads in clean inputs (0-255), not part of the score
+            readings[f"val_level_x{scale}"] = 255 * model.estimator(scale)(lq).mean().item()
     results["val_score"] = sum(results.values()) / len(results)
     if 1 in scales and model.noise_estimator is not None:
         results.update(level_error)
-    return results
+    return {**results, **readings}
 
 
 def _setup_distributed(requested: str) -> tuple[int, int, torch.device]:
@@ -261,6 +266,11 @@ def warm_start(model: VAEEnhancer, sources: str) -> tuple[int, int]:
     matched = {}
     for source in (s.strip() for s in sources.split(",") if s.strip()):
         donor = load_model(source, device="cpu").state_dict()
+        if not any(k.startswith("sr_estimators.") for k in donor):
+            # New upscaling estimators start as the donor's denoising one: already a fair judge of noise.
+            photo = {k.split(".", 1)[1]: v for k, v in donor.items() if k.startswith("noise_estimator.")}
+            for scale in model.sr_estimators or {}:
+                donor |= {f"sr_estimators.{scale}.{k}": v for k, v in photo.items()}
         matched.update({k: v for k, v in donor.items() if k in own and own[k].shape == v.shape})
     model.load_state_dict({**own, **matched})
     return len(matched), len(own)
@@ -329,7 +339,8 @@ class Run:
             if self.world > 1:
                 raise ValueError("--estimator-only runs in one process: the estimator is small")
             self.model.requires_grad_(False)
-            trained = self.model.noise_estimator.requires_grad_(True)
+            # Only the estimators that read this run's scales: an x2/x4-only run leaves the denoising one as it is.
+            trained = nn.ModuleList(self.model.estimators(cfg.scales)).requires_grad_(True)
         self.opt = torch.optim.AdamW(trained.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, self.lr_factor)
         self.step_fn: nn.Module = TrainStep(self.model)
@@ -360,9 +371,9 @@ class Run:
         self.ema.update_parameters(self.model)
         self.step += 1
 
-    def estimator_step(self, lq: torch.Tensor, level: torch.Tensor) -> dict:
-        """One step of the noise estimator alone (the rest of the model frozen)."""
-        estimator = self.model.noise_estimator
+    def estimator_step(self, lq: torch.Tensor, level: torch.Tensor, scale: int) -> dict:
+        """One step of the noise estimator for this scale alone (the rest of the model frozen)."""
+        estimator = self.model.estimator(scale)
         estimator.train()
         loss = estimator_loss(estimator, lq, level)
         self._update(loss)
@@ -380,7 +391,7 @@ class Run:
         hq = self.sampler.sample(cfg.batch, side).to(self.device)
         lq, level = degrade(hq, scale, self.noise_gen, self.mix)
         if cfg.estimator_only:
-            return self.estimator_step(lq, level)
+            return self.estimator_step(lq, level, scale)
         # Tell the level to some inputs; the rest learn to judge it (blind).
         told = torch.rand(level.shape, generator=self.noise_gen, device=self.device) < cfg.level_known
         if self.use_cuda:
@@ -463,6 +474,7 @@ class Log:
         self.fields = ["step", "loss", "recon", "kl", "psnr", "level_loss", "level_err", "lr", "seconds"]
         self.fields += [f"kl_c{c}" for c in range(latent)]
         self.fields += ["val_denoise25", "val_camera", "val_x2", "val_x4", "val_score", "val_level_err"]
+        self.fields += ["val_level_x2", "val_level_x4"]
         self.t0 = time.time()
         self.sums: dict[str, torch.Tensor] = {}
         self.count = 0
