@@ -1,7 +1,7 @@
 """Quick figures for comparing training runs (ablations), on the evaluation sets' protocol of DESIGN.md.
 
     python scripts/quick_eval.py runs/A runs/B --eval ../shared/data/eval [--cbsd 10] [--what sr2,sr4,dn25,real,var]
-    python scripts/quick_eval.py runs/A --what heldout_var --train ../shared/data/train
+    python scripts/quick_eval.py runs/A --what heldout_var,heldout_est --train ../shared/data/train
 
 For each model: Set5 x2 / x4 Y-PSNR (blind, and told "clean" when the model has a noise-level input),
 CBSD68 sigma 25 on the first --cbsd images, CC15 real noise, and the variations check (Set5 x4, 8 samples
@@ -11,7 +11,9 @@ come from that and from scripts/benchmark_report.py.
 
 `heldout_var` is the same variations check on 320 px centre crops of the training run's 16 held-out
 photos (`--train`, split seed 0), automatic and told "clean": a measure for steering training (the
-best-of weight) that does not look at an evaluation set.
+best-of weight) that does not look at an evaluation set. `heldout_est` reports what the model's noise
+estimators read on those photos, whole: clean at x1 / x2 / x4 (x2 and x4: bicubic downscales, read as
+photos to upscale) and with sigma-15 Gaussian noise added at each scale.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from vae_enhance.baselines import bicubic, noisy  # noqa: E402
 from vae_enhance.data import list_images, split  # noqa: E402
 from vae_enhance.hub import load_model  # noqa: E402
 from vae_enhance.image_io import from_float, read_image, to_float, to_rgb_float  # noqa: E402
-from vae_enhance.inference import enhance  # noqa: E402
+from vae_enhance.inference import enhance, estimate_noise  # noqa: E402
 from vae_enhance.metrics import psnr, psnr_y, to_tensor  # noqa: E402
 from vae_enhance.train import TrainConfig  # noqa: E402
 from vae_enhance.uncertainty import variation_stats  # noqa: E402
@@ -58,6 +60,20 @@ def heldout_crops(train: Path, side: int = 320) -> list[np.ndarray]:
     return crops
 
 
+def estimator_text(model, train: Path) -> str:
+    """Mean (max) readings on the held-out photos, clean and with sigma-15 noise, at every scale of the model."""
+    held_out = TrainConfig(data=str(train), out="")  # the split of a run with the default --val-count and --seed
+    paths = split(list_images(train), held_out.val_count, held_out.seed)[1]
+    photos = [from_float(to_rgb_float(read_image(p)), np.uint8) for p in paths]
+    parts = []
+    for scale in model.config.scales:
+        small = [p if scale == 1 else bicubic(p, (p.shape[1] // scale, p.shape[0] // scale)) for p in photos]
+        clean = [estimate_noise(model, p, scale) for p in small]
+        sigma15 = [estimate_noise(model, noisy(to_float(p), 15), scale) for p in small]
+        parts.append(f"x{scale} clean {np.mean(clean):.2f} (max {np.max(clean):.1f}), s15 {np.mean(sigma15):.1f}")
+    return "estimator " + ", ".join(parts)
+
+
 def variation_text(stats: dict) -> str:
     return (
         f"std {stats['mean_std_255']:.2f}/255 drop {stats['max_drop_db']:.2f} dB "
@@ -79,7 +95,7 @@ def main() -> None:
     parser.add_argument("--eval", default="../shared/data/eval", type=Path)
     parser.add_argument("--cbsd", type=int, default=10, help="CBSD68 images for sigma 25 (first N)")
     parser.add_argument("--train", default="../shared/data/train", type=Path, help="for heldout_var")
-    parser.add_argument("--what", default="sr2,sr4,dn25,real,var", help="also: heldout_var")
+    parser.add_argument("--what", default="sr2,sr4,dn25,real,var", help="also: heldout_var, heldout_est")
     args = parser.parse_args()
     what = set(args.what.split(","))
     torch.set_grad_enabled(False)
@@ -117,6 +133,8 @@ def main() -> None:
             row.append(f"held-out var {variation_text(variation_stats(model, crops, scale=4))}")
             if told:
                 row.append(f"(told 0: {variation_text(variation_stats(model, crops, scale=4, noise_level=0.0))})")
+        if "heldout_est" in what and model.noise_estimator is not None:
+            row.append(estimator_text(model, args.train))
         print(" | ".join(row), flush=True)
 
 
