@@ -14,7 +14,7 @@ from vae_enhance.image_io import ImageError, read_image, write_image
 from vae_enhance.inference import enhance, estimate_noise, variations
 from vae_enhance.model import VAEEnhancer
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
 
 __all__ = [
     "ImageError",
