@@ -166,6 +166,10 @@ def test_sr_estimators_start_as_the_denoising_one_and_train_alone(trained_dir, t
     after = ve.load_model(out).state_dict()
     changed = {k for k in start if not torch.equal(start[k], after[k])}
     assert {k.split(".")[1] for k in changed} == {"2", "4"} and changed <= set(sr_keys)
+    # A later source without SR estimators (e.g. a newer VAE) does not overwrite those an earlier one gave.
+    release = VAEEnhancer(replace(PRESETS["tiny"], sr_estimators=True))
+    warm_start(release, f"{out},{trained_dir}")
+    assert all(torch.equal(release.state_dict()[k], after[k]) for k in sr_keys)
     row = _log_rows(out)[-1]
     assert float(row["val_level_x2"]) >= 0 and float(row["val_level_x4"]) >= 0
 

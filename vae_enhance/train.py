@@ -267,10 +267,10 @@ def warm_start(model: VAEEnhancer, sources: str) -> tuple[int, int]:
     for source in (s.strip() for s in sources.split(",") if s.strip()):
         donor = load_model(source, device="cpu").state_dict()
         if not any(k.startswith("sr_estimators.") for k in donor):
-            # New upscaling estimators start as the donor's denoising one: already a fair judge of noise.
+            # Upscaling estimators no earlier source gave start as this donor's denoising one: a fair judge of noise.
             photo = {k.split(".", 1)[1]: v for k, v in donor.items() if k.startswith("noise_estimator.")}
-            for scale in model.sr_estimators or {}:
-                donor |= {f"sr_estimators.{scale}.{k}": v for k, v in photo.items()}
+            seeded = {f"sr_estimators.{s}.{k}": v for s in model.sr_estimators or {} for k, v in photo.items()}
+            donor = {**{k: v for k, v in seeded.items() if k not in matched}, **donor}
         matched.update({k: v for k, v in donor.items() if k in own and own[k].shape == v.shape})
     model.load_state_dict({**own, **matched})
     return len(matched), len(own)
