@@ -3,6 +3,7 @@
 import base64
 import io
 import json
+import math
 import threading
 import time
 
@@ -252,7 +253,11 @@ def test_noise_level_control_for_models_that_take_one(operator_settings, tmp_pat
     torch.manual_seed(0)
     plain = dataclasses.replace(PRESETS["tiny"], noise_input=False, noise_estimator=False)
     plain_folder = save_model(ve.VAEEnhancer(plain).eval(), tmp_path / "plain")
-    folder = save_model(ve.VAEEnhancer(PRESETS["tiny"]).eval(), tmp_path / "levelled")  # input and estimator
+    levelled = ve.VAEEnhancer(dataclasses.replace(PRESETS["tiny"], sr_estimators=True)).eval()
+    with torch.no_grad():  # the x2 estimator reads 40 in any photo (every position reads log(255 level + 0.5))
+        levelled.sr_estimators["2"].body[-1].weight.zero_()
+        levelled.sr_estimators["2"].body[-1].bias.fill_(math.log(40.5))
+    folder = save_model(levelled, tmp_path / "levelled")  # input and estimators
     operator_settings.setenv("VAE_ENHANCE_MODELS", f"{plain_folder},{folder}")
     at = start()
     at.sidebar.selectbox(key="model_choice").set_value(str(plain_folder)).run()
@@ -272,3 +277,8 @@ def test_noise_level_control_for_models_that_take_one(operator_settings, tmp_pat
     assert "noise level 30 (set)" in at.success[0].value
     assert not at.exception and not at.error, [e.value for e in at.error]
     assert calls == [measured, 30.0]  # automatic, then the level chosen
+    # Upscaling is measured by the estimator for that scale.
+    at.sidebar.checkbox(key="noise_auto").check().run()
+    at.sidebar.radio(key="task").set_value("Upscale x2").run()
+    at.button(key="enhance").click().run()
+    assert calls[-1] == pytest.approx(40.0, abs=1e-3) and "noise level 40.0 (measured)" in at.success[0].value
