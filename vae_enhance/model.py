@@ -284,7 +284,7 @@ class VAEEnhancer(
     def estimators(self, scales: tuple[int, ...] | None = None) -> list[NoiseEstimator]:
         """The distinct estimators that read the given scales (default: all of the model's)."""
         found = [self.estimator(s) for s in (self.config.scales if scales is None else scales)]
-        return [e for i, e in enumerate(found) if e is not None and all(e is not f for f in found[:i])]
+        return list({id(e): e for e in found if e is not None}.values())  # in order, each once
 
     def inference_parameters(self) -> list[nn.Parameter]:
         """The parameters that run at inference: everything but the training-only posterior network."""
