@@ -13,7 +13,11 @@ come from that and from scripts/benchmark_report.py.
 photos (`--train`, split seed 0), automatic and told "clean": a measure for steering training (the
 best-of weight) that does not look at an evaluation set. `heldout_est` reports what the model's noise
 estimators read on those photos, whole: clean at x1 / x2 / x4 (x2 and x4: bicubic downscales, read as
-photos to upscale) and with sigma-15 Gaussian noise added at each scale.
+photos to upscale) and with sigma-15 Gaussian noise added at each scale. `heldout_camera` puts the
+synthetic camera's noise (degrade.camera_noise, 8-bit, fixed seed, two draws per crop) on the 320 px
+crops and reports the input PSNR, what the denoising estimator reads against the true RMS, and the
+output PSNR automatic and told the true level, beside NL-means (h = 5): the steering measure for real
+camera noise.
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from vae_enhance.baselines import bicubic, noisy  # noqa: E402
+from vae_enhance.baselines import bicubic, nl_means, noisy  # noqa: E402
 from vae_enhance.data import list_images, split  # noqa: E402
 from vae_enhance.hub import load_model  # noqa: E402
 from vae_enhance.image_io import from_float, read_image, to_float, to_rgb_float  # noqa: E402
@@ -74,6 +78,31 @@ def estimator_text(model, train: Path) -> str:
     return "estimator " + ", ".join(parts)
 
 
+def camera_text(model, train: Path, draws: int = 2) -> str:
+    """Synthetic camera noise on the held-out crops: input, estimator and output figures (0-255, dB)."""
+    from vae_enhance.degrade import camera_noise, quantize8
+
+    gen = torch.Generator().manual_seed(0)
+    rows = []
+    for hq8 in heldout_crops(train):
+        hq = torch.from_numpy(to_float(hq8)).permute(2, 0, 1)[None].float()
+        for _ in range(draws):
+            lq = quantize8(hq + camera_noise(hq, gen))
+            rms = 255 * (lq - hq).square().mean().sqrt().item()
+            lq8 = from_float(lq[0].permute(1, 2, 0).numpy(), np.uint8)
+            reading = estimate_noise(model, lq8)
+            auto = psnr(to_tensor(to_float(enhance(model, lq8, 1))), hq.double()).item()
+            told = psnr(to_tensor(to_float(enhance(model, lq8, 1, noise_level=rms))), hq.double()).item()
+            nlm = psnr(to_tensor(nl_means(to_float(lq8), 5)), hq.double()).item()  # CC15's peer, h = 5
+            rows.append((psnr(lq.double(), hq.double()).item(), rms, reading, auto, told, nlm))
+    v = np.array(rows)
+    return (
+        f"camera: input {v[:, 0].mean():.2f} dB, RMS {v[:, 1].mean():.2f}, read {v[:, 2].mean():.2f} "
+        f"(|err| {np.abs(v[:, 2] - v[:, 1]).mean():.2f}), out auto {v[:, 3].mean():.2f}, told {v[:, 4].mean():.2f}; "
+        f"NL-means h=5 {v[:, 5].mean():.2f}"
+    )
+
+
 def variation_text(stats: dict) -> str:
     return (
         f"std {stats['mean_std_255']:.2f}/255 drop {stats['max_drop_db']:.2f} dB "
@@ -95,7 +124,7 @@ def main() -> None:
     parser.add_argument("--eval", default="../shared/data/eval", type=Path)
     parser.add_argument("--cbsd", type=int, default=10, help="CBSD68 images for sigma 25 (first N)")
     parser.add_argument("--train", default="../shared/data/train", type=Path, help="for heldout_var")
-    parser.add_argument("--what", default="sr2,sr4,dn25,real,var", help="also: heldout_var, heldout_est")
+    parser.add_argument("--what", default="sr2,sr4,dn25,real,var", help="also heldout_var,heldout_est,heldout_camera")
     args = parser.parse_args()
     what = set(args.what.split(","))
     torch.set_grad_enabled(False)
@@ -135,6 +164,8 @@ def main() -> None:
                 row.append(f"(told 0: {variation_text(variation_stats(model, crops, scale=4, noise_level=0.0))})")
         if "heldout_est" in what and model.noise_estimator is not None:
             row.append(estimator_text(model, args.train))
+        if "heldout_camera" in what and 1 in model.config.scales and model.noise_estimator is not None:
+            row.append(camera_text(model, args.train))
         print(" | ".join(row), flush=True)
 
 

@@ -12,6 +12,7 @@ from vae_enhance.degrade import (
     Degradation,
     add_noise,
     camera_noise,
+    camera_noise_reduction,
     correlated_noise,
     degrade,
     downscale,
@@ -101,7 +102,7 @@ def test_sr_noise_respects_clean_fraction_and_ceiling():
 def test_camera_noise_depends_on_the_signal_and_is_correlated():
     """Real sensor noise grows with the signal in raw, and demosaicing correlates neighbours and channels."""
     gen = _gen(0)
-    dark, bright = torch.full((64, 3, 32, 32), 0.05), torch.full((64, 3, 32, 32), 0.6)
+    dark, bright = torch.full((64, 3, 32, 32), 0.05), torch.full((64, 3, 32, 32), 0.9)
     state = gen.get_state()
     n_dark = camera_noise(dark, gen)
     gen.set_state(state)
@@ -113,6 +114,24 @@ def test_camera_noise_depends_on_the_signal_and_is_correlated():
     across = (x[:, 0] * x[:, 1]).mean() / (x[:, 0].std() * x[:, 1].std())
     assert horizontal > 0.2  # white noise: about 0
     assert across.abs() > 0.1
+
+
+def test_camera_noise_reduction_leaves_grain_correlated_across_channels_and_pixels():
+    """Chroma is damped harder than luma, as in-camera noise reduction does: what is left is mostly luma."""
+    white = torch.randn((16, 3, 64, 64), generator=_gen(0))
+    out = camera_noise_reduction(white, _gen(1))
+    centred = out - out.mean(dim=(2, 3), keepdim=True)
+    across = (centred[:, 0] * centred[:, 1]).mean() / (centred[:, 0].std() * centred[:, 1].std())
+    horizontal = (centred[..., 1:] * centred[..., :-1]).mean() / centred.var()
+    assert across > 0.5  # white noise: about 0
+    assert horizontal > 0.3
+    assert out.std() < white.std()
+
+
+def test_camera_noise_takes_crops_smaller_than_its_blur_kernels():
+    """Tiny configs train on 8 px inputs; the noise reduction's widest blur spans more than that."""
+    noise = camera_noise(_batch(shape=(16, 3, 8, 8)), _gen(0))
+    assert noise.shape == (16, 3, 8, 8) and torch.isfinite(noise).all()
 
 
 def test_camera_noise_needs_even_sides():
