@@ -125,26 +125,17 @@ def _blur(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
     return kornia.filters.gaussian_blur2d(x, (side, side), torch.stack([sigma, sigma], dim=1))
 
 
-# Ranges of the simulated in-camera noise reduction, per image (cameras and their settings differ widely).
-NR_LUMA_BLUR = (0.3, 2.0)  # px
-NR_CHROMA_BLUR = (0.8, 3.5)  # px
-NR_CHROMA_GAIN = (0.05, 0.6)
-# A camera with noise reduction on is shot at up to this many times the noise (a higher ISO) before it
-# smooths it, so strong noise also comes out correlated, as in real high-ISO photos.
-NR_ISO_BOOST = 3.0
-NR_FRACTION = 0.85  # the rest come out raw-like, as with noise reduction off
-
-
 def camera_noise_reduction(noise: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """What a camera's noise reduction leaves of sRGB noise (B, 3, H, W): luma blurred, chroma blurred
-    harder and damped (the eye forgives luma grain more than colour blotches), each drawn per image from
-    the NR_* ranges. The residue is correlated across channels and neighbouring pixels."""
+    """What a camera's noise reduction leaves of sRGB noise (B, 3, H, W): chroma damped to 10-100 % and
+    blurred by 0.5-3 px, luma blurred by 0.3-1.6 px, each drawn per image (cameras and their settings
+    differ widely). Chroma is smoothed harder because the eye forgives luma grain more than colour
+    blotches; the residue is correlated across channels and neighbouring pixels."""
     batch = noise.shape[0]
     ycc = _YCC.to(noise)
     y, cbcr = torch.einsum("ij,bjhw->bihw", ycc, noise).split([1, 2], dim=1)
-    y = _blur(y, _uniform((batch,), *NR_LUMA_BLUR, generator, noise))
-    gain = _uniform((batch,), *NR_CHROMA_GAIN, generator, noise)
-    cbcr = _blur(cbcr, _uniform((batch,), *NR_CHROMA_BLUR, generator, noise)) * _per_image(gain)
+    y = _blur(y, _uniform((batch,), 0.3, 1.6, generator, noise))
+    gain = _uniform((batch,), 0.1, 1.0, generator, noise)
+    cbcr = _blur(cbcr, _uniform((batch,), 0.5, 3.0, generator, noise)) * _per_image(gain)
     return torch.einsum("ij,bjhw->bihw", torch.linalg.inv(ycc), torch.cat([y, cbcr], dim=1))
 
 
@@ -160,8 +151,8 @@ def camera_noise(clean: torch.Tensor, generator: torch.Generator, strength: floa
     Unprocessing after Brooks et al. (2019): shot noise variance log-uniform in [1e-4, 1.2e-2] (times
     strength^2), read noise tied to it as log(read) = 2.18 log(shot) + 1.2 + N(0, 0.26), both on the
     linear raw scale; bilinear demosaicing (kornia). Returns process(raw + noise) - process(raw): the
-    photo's own content is not altered, only its noise is made. NR_FRACTION of the images are shot at up to
-    NR_ISO_BOOST times the noise and go through the camera's noise reduction (`camera_noise_reduction`).
+    photo's own content is not altered, only its noise is made. Three images in four then go through
+    the camera's noise reduction (`camera_noise_reduction`).
     """
     import kornia
     from kornia.color import CFA
@@ -187,9 +178,6 @@ def camera_noise(clean: torch.Tensor, generator: torch.Generator, strength: floa
     )
     log_read = 2.18 * log_shot + 1.2 + 0.26 * torch.randn(batch, generator=generator, device=clean.device)
     variance = _per_image(log_shot.exp()) * raw + _per_image(log_read.exp())
-    reduce = _chance(batch, NR_FRACTION, generator, clean)
-    boost = _uniform((batch,), 0.0, math.log(NR_ISO_BOOST), generator, clean).exp()
-    variance = variance * _per_image(torch.where(reduce, boost, torch.ones_like(boost)).square())
     noisy_raw = raw + variance.sqrt() * torch.randn(raw.shape, generator=generator, device=raw.device, dtype=raw.dtype)
 
     def process(mosaic: torch.Tensor) -> torch.Tensor:
@@ -197,7 +185,9 @@ def camera_noise(clean: torch.Tensor, generator: torch.Generator, strength: floa
         return kornia.color.linear_rgb_to_rgb(torch.einsum("bij,bjhw->bihw", ccm, rgb).clamp(0, 1))
 
     noise = process(noisy_raw) - process(raw)
-    return torch.where(_per_image(reduce), camera_noise_reduction(noise, generator), noise)
+    # Most images get the camera's noise reduction; some come out raw-like, as with NR turned off.
+    reduced = camera_noise_reduction(noise, generator)
+    return torch.where(_per_image(_chance(batch, 0.75, generator, clean)), reduced, noise)
 
 
 def jpeg(img: torch.Tensor, quality: torch.Tensor) -> torch.Tensor:
