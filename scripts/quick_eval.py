@@ -17,7 +17,8 @@ photos to upscale) and with sigma-15 Gaussian noise added at each scale. `heldou
 synthetic camera's noise (degrade.camera_noise, 8-bit, fixed seed, two draws per crop) on the 320 px
 crops and reports the input PSNR, what the denoising estimator reads against the true RMS, and the
 output PSNR automatic and told the true level, beside NL-means (h = 5): the steering measure for real
-camera noise.
+camera noise. `heldout_val` prints the figures a training run logs when it validates (`train.validate`
+on the same held-out photos), for a model folder that was not made by that run.
 """
 
 from __future__ import annotations
@@ -32,12 +33,12 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from vae_enhance.baselines import bicubic, nl_means, noisy  # noqa: E402
-from vae_enhance.data import list_images, split  # noqa: E402
+from vae_enhance.data import list_images, load_images, split  # noqa: E402
 from vae_enhance.hub import load_model  # noqa: E402
 from vae_enhance.image_io import from_float, read_image, to_float, to_rgb_float  # noqa: E402
 from vae_enhance.inference import enhance, estimate_noise  # noqa: E402
 from vae_enhance.metrics import psnr, psnr_y, to_tensor  # noqa: E402
-from vae_enhance.train import TrainConfig  # noqa: E402
+from vae_enhance.train import TrainConfig, val_batches, validate  # noqa: E402
 from vae_enhance.uncertainty import variation_stats  # noqa: E402
 
 
@@ -103,6 +104,14 @@ def camera_text(model, train: Path, draws: int = 2) -> str:
     )
 
 
+def validation_text(model, train: Path) -> str:
+    """train.validate on the held-out photos, as a run with the default --val-count and --seed logs it."""
+    held_out = TrainConfig(data=str(train), out="")
+    paths = split(list_images(train), held_out.val_count, held_out.seed)[1]
+    scores = validate(model, val_batches(load_images(paths, 32, torch.device("cpu"))), model.config.scales)
+    return "validation " + ", ".join(f"{k} {v:.2f}" for k, v in scores.items())
+
+
 def variation_text(stats: dict) -> str:
     return (
         f"std {stats['mean_std_255']:.2f}/255 drop {stats['max_drop_db']:.2f} dB "
@@ -124,7 +133,9 @@ def main() -> None:
     parser.add_argument("--eval", default="../shared/data/eval", type=Path)
     parser.add_argument("--cbsd", type=int, default=10, help="CBSD68 images for sigma 25 (first N)")
     parser.add_argument("--train", default="../shared/data/train", type=Path, help="for heldout_var")
-    parser.add_argument("--what", default="sr2,sr4,dn25,real,var", help="also heldout_var,heldout_est,heldout_camera")
+    parser.add_argument(
+        "--what", default="sr2,sr4,dn25,real,var", help="also heldout_var,heldout_est,heldout_camera,heldout_val"
+    )
     args = parser.parse_args()
     what = set(args.what.split(","))
     torch.set_grad_enabled(False)
@@ -164,6 +175,8 @@ def main() -> None:
                 row.append(f"(told 0: {variation_text(variation_stats(model, crops, scale=4, noise_level=0.0))})")
         if "heldout_est" in what and model.noise_estimator is not None:
             row.append(estimator_text(model, args.train))
+        if "heldout_val" in what:
+            row.append(validation_text(model, args.train))
         if "heldout_camera" in what and 1 in model.config.scales and model.noise_estimator is not None:
             row.append(camera_text(model, args.train))
         print(" | ".join(row), flush=True)

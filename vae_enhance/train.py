@@ -247,7 +247,7 @@ def _setup_distributed(requested: str) -> tuple[int, int, torch.device]:
     return rank, world, torch.device("cpu")
 
 
-def _val_batches(images: list[torch.Tensor], size: int = 192) -> torch.Tensor:
+def val_batches(images: list[torch.Tensor], size: int = 192) -> torch.Tensor:
     """Centre crops of the held-out images, (N, 3, size, size) float."""
     crops = []
     for img in images:
@@ -319,7 +319,7 @@ class Run:
 
         train_paths, val_paths = split(list_images(cfg.data), cfg.val_count, cfg.seed)
         images = load_images(train_paths, cfg.patch, self.device)
-        self.val_hq = _val_batches(load_images(val_paths, 32, self.device)).to(self.device)
+        self.val_hq = val_batches(load_images(val_paths, 32, self.device)).to(self.device)
         self.crop_gen = torch.Generator().manual_seed(cfg.seed * 1000 + self.rank)
         self.noise_gen = torch.Generator(device=self.device).manual_seed(cfg.seed * 1000 + self.rank + 1)
         self.sampler = CropSampler(images, cfg.patch, self.crop_gen)
