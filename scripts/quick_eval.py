@@ -34,6 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from vae_enhance.baselines import bicubic, nl_means, noisy  # noqa: E402
 from vae_enhance.data import list_images, load_images, split  # noqa: E402
+from vae_enhance.degrade import camera_noise, quantize8  # noqa: E402
 from vae_enhance.hub import load_model  # noqa: E402
 from vae_enhance.image_io import from_float, read_image, to_float, to_rgb_float  # noqa: E402
 from vae_enhance.inference import enhance, estimate_noise  # noqa: E402
@@ -52,11 +53,16 @@ def sr_pairs(folder: Path, scale: int) -> list[tuple[np.ndarray, np.ndarray]]:
     return pairs
 
 
+def heldout_paths(train: Path) -> list[Path]:
+    """The photos a training run with the default --val-count and --seed holds out for validation."""
+    held_out = TrainConfig(data=str(train), out="")
+    return split(list_images(train), held_out.val_count, held_out.seed)[1]
+
+
 def heldout_crops(train: Path, side: int = 320) -> list[np.ndarray]:
-    """Centre crops (sides multiples of 4) of the photos a training run holds out for validation."""
+    """Centre crops (sides multiples of 4) of the held-out photos."""
     crops = []
-    held_out = TrainConfig(data=str(train), out="")  # the split of a run with the default --val-count and --seed
-    for path in split(list_images(train), held_out.val_count, held_out.seed)[1]:
+    for path in heldout_paths(train):
         hq8 = from_float(to_rgb_float(read_image(path)), np.uint8)
         h, w = hq8.shape[:2]
         c = min(side, h // 4 * 4, w // 4 * 4)
@@ -67,9 +73,7 @@ def heldout_crops(train: Path, side: int = 320) -> list[np.ndarray]:
 
 def estimator_text(model, train: Path) -> str:
     """Mean (max) readings on the held-out photos, clean and with sigma-15 noise, at every scale of the model."""
-    held_out = TrainConfig(data=str(train), out="")  # the split of a run with the default --val-count and --seed
-    paths = split(list_images(train), held_out.val_count, held_out.seed)[1]
-    photos = [from_float(to_rgb_float(read_image(p)), np.uint8) for p in paths]
+    photos = [from_float(to_rgb_float(read_image(p)), np.uint8) for p in heldout_paths(train)]
     parts = []
     for scale in model.config.scales:
         small = [p if scale == 1 else bicubic(p, (p.shape[1] // scale, p.shape[0] // scale)) for p in photos]
@@ -81,8 +85,6 @@ def estimator_text(model, train: Path) -> str:
 
 def camera_text(model, train: Path, draws: int = 2) -> str:
     """Synthetic camera noise on the held-out crops: input, estimator and output figures (0-255, dB)."""
-    from vae_enhance.degrade import camera_noise, quantize8
-
     gen = torch.Generator().manual_seed(0)
     rows = []
     for hq8 in heldout_crops(train):
@@ -105,10 +107,9 @@ def camera_text(model, train: Path, draws: int = 2) -> str:
 
 
 def validation_text(model, train: Path) -> str:
-    """train.validate on the held-out photos, as a run with the default --val-count and --seed logs it."""
-    held_out = TrainConfig(data=str(train), out="")
-    paths = split(list_images(train), held_out.val_count, held_out.seed)[1]
-    scores = validate(model, val_batches(load_images(paths, 32, torch.device("cpu"))), model.config.scales)
+    """train.validate on the held-out photos, as a training run logs it."""
+    hq = val_batches(load_images(heldout_paths(train), 32, torch.device("cpu")))
+    scores = validate(model, hq, model.config.scales)
     return "validation " + ", ".join(f"{k} {v:.2f}" for k, v in scores.items())
 
 

@@ -102,7 +102,7 @@ def test_sr_noise_respects_clean_fraction_and_ceiling():
 def test_camera_noise_depends_on_the_signal_and_is_correlated():
     """Real sensor noise grows with the signal in raw, and demosaicing correlates neighbours and channels."""
     gen = _gen(0)
-    dark, bright = torch.full((64, 3, 32, 32), 0.05), torch.full((64, 3, 32, 32), 0.9)
+    dark, bright = torch.full((64, 3, 32, 32), 0.05), torch.full((64, 3, 32, 32), 0.6)
     state = gen.get_state()
     n_dark = camera_noise(dark, gen)
     gen.set_state(state)
