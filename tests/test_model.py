@@ -1,6 +1,7 @@
 """The network and its config: shapes, KL of the latent Gaussians, determinism and validation."""
 
 import json
+from dataclasses import replace
 
 import pytest
 import torch
@@ -83,6 +84,26 @@ def test_forward_temperature_zero_is_deterministic_and_eps_is_used(tiny_model):
     assert (sampled - a).abs().max() > 1e-4
 
 
+def test_prior_scale_shrinks_every_sample_towards_the_mean(tiny_model):
+    lq = torch.rand((1, 3, 16, 24), generator=torch.Generator().manual_seed(5))
+    calibrated = VAEEnhancer(replace(tiny_model.config, prior_scale=0.4)).eval()
+    calibrated.load_state_dict(tiny_model.state_dict())
+    with torch.no_grad():
+        prior = tiny_model.encode(lq, 1)
+        eps = torch.randn(prior.dist.mean.shape, generator=torch.Generator().manual_seed(6))
+        scaled = calibrated(lq, 1, temperature=1.5, eps=eps)
+        expected = tiny_model(lq, 1, temperature=0.6, eps=eps)
+        best = calibrated(lq, 1)
+    torch.testing.assert_close(scaled, expected)
+    torch.testing.assert_close(best, tiny_model(lq, 1))  # temperature 0 does not depend on it
+    assert (scaled - best).abs().max() > 1e-4
+
+
+def test_a_config_without_prior_scale_samples_the_prior_as_trained():
+    old = {k: v for k, v in PRESETS["tiny"].to_dict().items() if k != "prior_scale"}
+    assert ModelConfig.from_dict(old).prior_scale == 1.0
+
+
 def test_batch_items_are_independent(tiny_model):
     lq = torch.rand((3, 3, 16, 16), generator=torch.Generator().manual_seed(2))
     with torch.no_grad():
@@ -131,6 +152,11 @@ def test_config_json_round_trip_gives_equal_hashable_config():
         ({"scales": ()}, "scales"),
         ({"noise_estimator": False, "sr_estimators": True}, "sr_estimators needs noise_estimator"),
         ({"sr_estimators": 1}, "sr_estimators must be true or false"),
+        ({"prior_scale": 0.0}, "prior_scale"),
+        ({"prior_scale": -0.5}, "prior_scale"),
+        ({"prior_scale": float("nan")}, "prior_scale"),
+        ({"prior_scale": True}, "prior_scale"),
+        ({"prior_scale": "0.5"}, "prior_scale"),
     ],
 )
 def test_config_validation(changes, message):

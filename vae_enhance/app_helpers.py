@@ -227,7 +227,8 @@ def latent_maps(model: VAEEnhancer, img: np.ndarray, scale: int) -> LatentMaps:
     param = next(model.parameters())
     with torch.inference_mode():
         dist = model.encode(_tensor(to_rgb_float(img)).to(param.device, param.dtype), scale).dist
-        return LatentMaps(mean=dist.mean[0].float().cpu().numpy(), std=dist.std[0].float().cpu().numpy())
+        std = dist.std[0].float().cpu().numpy() * model.config.prior_scale  # the std sampling uses
+        return LatentMaps(mean=dist.mean[0].float().cpu().numpy(), std=std)
 
 
 def channel_grid(maps: np.ndarray, cmap: str, symmetric: bool, cell: int = 240, gap: int = 6) -> np.ndarray:

@@ -34,6 +34,10 @@ class ModelConfig:
     sr_estimators:  a noise estimator of its own for each upscaling scale (needs noise_estimator): a
                     photo to upscale is small and most often clean, and the denoising estimator reads
                     its fine texture as noise; the denoising estimator is left as it is.
+    prior_scale:    sampling multiplies the prior's std by this, so temperature 1 draws from the
+                    calibrated prior (flow models sample at a reduced temperature for the same reason).
+                    Chosen after training on held-out photos (scripts/calibrate_prior.py); training
+                    ignores it, so a run started from calibrated weights needs calibrating again.
     format_version: bumped whenever the weights layout changes; loading refuses unknown versions.
     """
 
@@ -46,6 +50,7 @@ class ModelConfig:
     noise_input: bool = False
     noise_estimator: bool = False
     sr_estimators: bool = False
+    prior_scale: float = 1.0
     format_version: int = FORMAT_VERSION
 
     def __post_init__(self) -> None:
@@ -71,6 +76,10 @@ class ModelConfig:
         for name in ("noise_input", "noise_estimator", "sr_estimators"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name} must be true or false, got {getattr(self, name)!r}")
+        scale = self.prior_scale
+        if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not 0 < scale <= 4:
+            raise ValueError(f"prior_scale must be a number in (0, 4], got {scale!r}")
+        object.__setattr__(self, "prior_scale", float(scale))
         if self.noise_estimator and not self.noise_input:
             raise ValueError("noise_estimator needs noise_input: the measured level is told to the network")
         if self.sr_estimators and not self.noise_estimator:

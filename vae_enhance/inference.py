@@ -168,7 +168,7 @@ def _restore(
         else:
             ly, lx = origin[0] * scale // stride, origin[1] * scale // stride
             noise = eps[:, :, ly : ly + mean.shape[-2], lx : lx + mean.shape[-1]].to(device, dtype)
-            z = prior.dist.sample(noise, temperature)
+            z = model.draw(prior, temperature, noise)
         return model.decode(prior, z).float()
 
     def paste(centre: torch.Tensor, box: tuple[int, int, int, int]) -> None:

@@ -359,5 +359,10 @@ class VAEEnhancer(
         prior = self.encode(lq, scale, noise_level)
         if temperature and eps is None:
             eps = torch.randn_like(prior.dist.mean)
-        z = prior.dist.mean if not temperature else prior.dist.sample(eps, temperature)
-        return self.decode(prior, z)
+        return self.decode(prior, self.draw(prior, temperature, eps))
+
+    def draw(self, prior: Prior, temperature: float, eps: torch.Tensor | None) -> torch.Tensor:
+        """The latent to decode: the prior mean at temperature 0, else a sample at temperature x prior_scale."""
+        if not temperature:
+            return prior.dist.mean
+        return prior.dist.sample(eps, temperature * self.config.prior_scale)
