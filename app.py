@@ -402,7 +402,11 @@ def show_variations(model: ve.VAEEnhancer, lq: np.ndarray, stem: str, choice: Ch
     )
     c1, c2, c3, c4 = st.columns([3, 3, 3, 2], vertical_alignment="bottom")
     n = c1.slider("Samples", 2, 8, 4, key="n_samples")
-    temperature = c2.slider("Temperature", 0.0, 2.0, 1.0, 0.1, key="temperature", help="0 = the best estimate")
+    scale = model.config.prior_scale
+    help_text = "0 = the best estimate; 1 = the spread the model was calibrated to"
+    if scale != 1.0:
+        help_text += f" (its prior at {scale:g} of its trained width; {1 / scale:.1f} = the prior as trained)"
+    temperature = c2.slider("Temperature", 0.0, 2.0, 1.0, 0.1, key="temperature", help=help_text)
     seed = int(c3.number_input("Seed", 0, 2**31 - 1, 0, key="seed", help="The same seed gives the same samples."))
     c4.button("New seed", key="new_seed", on_click=new_seed)
     window = ah.region(lq, choice.scale, zoom_center())

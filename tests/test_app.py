@@ -79,6 +79,8 @@ def test_upload_enhance_variations_download(app):
     assert sum(c.startswith("sample ") for c in shown) == 4 and any("Uncertainty" in c for c in shown)
     assert len(app.get("download_button")) == 1 + 4  # the result and every sample
     assert any("Latent mean" in c for c in shown) and any("Latent standard deviation" in c for c in shown)
+    scale = ve.load_model(device="cpu").config.prior_scale  # the bundled weights, which the app opens with
+    assert (f"at {scale:g} of its trained width" in app.slider(key="temperature").help) == (scale != 1.0)
 
 
 def test_slider_gets_lossless_previews_of_input_and_result(app):
