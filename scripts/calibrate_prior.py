@@ -1,6 +1,6 @@
 """Calibrate a model's prior scale on held-out photos, and write the calibrated model folder.
 
-    python scripts/calibrate_prior.py runs/A --out runs/A-cal [--target-std 1.9] [--train ../shared/data/train]
+    python scripts/calibrate_prior.py runs/A --out runs/A-cal [--target-std 2.3] [--train ../shared/data/train]
 
 Sweeps the prior scale upwards (x4 variations of the 320 px centre crops of the training run's 16
 held-out photos, 8 samples, as `quick_eval.py --what heldout_var`), prints the spread and the worst
@@ -32,7 +32,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("model")
     parser.add_argument("--out", required=True, type=Path)
-    parser.add_argument("--target-std", type=float, default=1.9, help="held-out mean std, 0-255 scale")
+    parser.add_argument("--target-std", type=float, default=2.3, help="held-out mean std, 0-255 scale (the release's)")
     parser.add_argument("--train", default="../shared/data/train", type=Path)
     parser.add_argument(
         "--candidates", default=",".join(map(str, PRIOR_SCALES)), help="prior scales to try, comma-separated"

@@ -73,5 +73,5 @@ def test_calibration_picks_the_smallest_scale_that_reaches_the_spread(tiny_model
 def test_calibration_refuses_a_prior_too_narrow(tiny_model, rng):
     images = [photo(rng, 32, 48)]
     full = variation_stats(tiny_model, images, scale=4, n=3, noise_level=10.0)["mean_std_255"]
-    with pytest.raises(ValueError, match="too narrow"):
+    with pytest.raises(ValueError, match="narrower than wanted"):
         calibrate_prior_scale(tiny_model, images, 2 * full, candidates=(0.5, 1.0), scale=4, n=3, noise_level=10.0)

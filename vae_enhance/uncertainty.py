@@ -89,5 +89,5 @@ def calibrate_prior_scale(
             return prior_scale, sweep
     raise ValueError(
         f"the variations spread {sweep[-1][1]['mean_std_255']:.2f}/255 at prior scale {sweep[-1][0]:g}, "
-        f"less than the target {target_std_255:g}/255: this model's prior is too narrow to calibrate down"
+        f"less than the target {target_std_255:g}/255: this model's samples are narrower than wanted even there"
     )
