@@ -38,11 +38,11 @@ def main() -> None:
         "--candidates", default=",".join(map(str, PRIOR_SCALES)), help="prior scales to try, comma-separated"
     )
     args = parser.parse_args()
-    torch.set_grad_enabled(False)
     model = load_model(args.model, device="cpu")
     candidates = tuple(float(c) for c in args.candidates.split(","))
     try:
-        chosen, sweep = calibrate_prior_scale(model, heldout_crops(args.train), args.target_std, candidates)
+        with torch.no_grad():
+            chosen, sweep = calibrate_prior_scale(model, heldout_crops(args.train), args.target_std, candidates)
     except ValueError as err:
         sys.exit(f"calibrate_prior: {err}")
     for prior_scale, stats in sweep:

@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 from conftest import write_folder
 
 import vae_enhance as ve
@@ -30,6 +31,7 @@ def test_writes_the_same_weights_with_the_chosen_scale(tmp_path, monkeypatch, ca
     for key, value in tiny_model.state_dict().items():
         assert calibrated.state_dict()[key].equal(value)
     assert "prior scale 0.3:" in capsys.readouterr().out
+    assert torch.is_grad_enabled()  # the script leaves the process as it found it
 
 
 def test_a_target_out_of_reach_is_a_message_and_writes_nothing(tmp_path, monkeypatch, tiny_model):
