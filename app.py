@@ -30,6 +30,7 @@ from vae_enhance.slider import compare_slider
 
 ENHANCE, SIMULATE = "Enhance a photo", "Simulate on a clean photo"
 JOB_ERRORS = (ValueError, MemoryError, torch.OutOfMemoryError)
+MEASURED = "measured_level"  # the noise level auto last used (session state)
 
 
 class Choice(NamedTuple):
@@ -153,17 +154,30 @@ def choose_noise_level(model: ve.VAEEnhancer) -> float | None:
         if model.noise_estimator is not None
         else "The model judges the noise itself."
     )
-    auto = st.checkbox("Noise level: auto", value=True, key="noise_auto", help=auto_help)
+    auto = st.checkbox(
+        "Noise level: auto", value=True, key="noise_auto", help=auto_help, on_change=_slider_at_measured
+    )
+    st.session_state.setdefault("noise_level", 15)
+    if auto:
+        _slider_at_measured()  # the disabled slider shows what auto used
     level = st.slider(
         "Noise level (sigma, 0-255 scale)",
         0,
         50,
-        15,
         key="noise_level",
         disabled=auto,
-        help="Higher removes more noise and more fine detail; lower keeps more of both.",
+        help="Higher removes more noise and more fine detail; lower keeps more of both. It starts at the "
+        "level last measured: well above a photo's own level the model smooths hard, since it reads the "
+        "excess as blotchy camera noise.",
     )
     return None if auto else float(level)
+
+
+def _slider_at_measured() -> None:
+    """Put the strength slider at the level auto last measured, so that turning auto off starts there."""
+    measured = st.session_state.get(MEASURED)
+    if measured is not None:
+        st.session_state["noise_level"] = min(50, max(0, round(measured)))
 
 
 # The photo
@@ -294,11 +308,12 @@ def restore(model: ve.VAEEnhancer, photo: Photo, choice: Choice, progress) -> di
             "baselines": others,
             "rows": rows,
             "level": text,
+            "measured": level if choice.noise_level is None else None,
         }
     ah.check_output_size(photo.img.shape, choice.scale)
     level, text = resolve_level(model, photo.img, choice)
     out = ve.enhance(model, photo.img, choice.scale, noise_level=level, progress=progress)
-    return {"lq": photo.img, "out": out, "level": text}
+    return {"lq": photo.img, "out": out, "level": text, "measured": level if choice.noise_level is None else None}
 
 
 def enhance_section(model: ve.VAEEnhancer, photo: Photo, choice: Choice, key: tuple, queue: JobQueue) -> str:
@@ -313,6 +328,8 @@ def enhance_section(model: ve.VAEEnhancer, photo: Photo, choice: Choice, key: tu
                 result, waited, seconds = run_queued(queue, "Restoring...", lambda p: restore(model, photo, choice, p))
                 result.update(key=key, about=timing(waited, seconds, model), token=time.time_ns())
                 st.session_state["result"] = result
+                if result["measured"] is not None:
+                    st.session_state[MEASURED] = result["measured"]
             except JOB_ERRORS as err:
                 st.error(f"Could not {label.lower()}: {error_text(err)}")
     return label
