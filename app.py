@@ -154,9 +154,7 @@ def choose_noise_level(model: ve.VAEEnhancer) -> float | None:
         if model.noise_estimator is not None
         else "The model judges the noise itself."
     )
-    auto = st.checkbox(
-        "Noise level: auto", value=True, key="noise_auto", help=auto_help, on_change=_slider_at_measured
-    )
+    auto = st.checkbox("Noise level: auto", value=True, key="noise_auto", help=auto_help, on_change=_slider_at_measured)
     st.session_state.setdefault("noise_level", 15)
     if auto:
         _slider_at_measured()  # the disabled slider shows what auto used
