@@ -306,12 +306,12 @@ def restore(model: ve.VAEEnhancer, photo: Photo, choice: Choice, progress) -> di
             "baselines": others,
             "rows": rows,
             "level": text,
-            "measured": level if choice.noise_level is None else None,
+            "noise_level": level,
         }
     ah.check_output_size(photo.img.shape, choice.scale)
     level, text = resolve_level(model, photo.img, choice)
     out = ve.enhance(model, photo.img, choice.scale, noise_level=level, progress=progress)
-    return {"lq": photo.img, "out": out, "level": text, "measured": level if choice.noise_level is None else None}
+    return {"lq": photo.img, "out": out, "level": text, "noise_level": level}
 
 
 def enhance_section(model: ve.VAEEnhancer, photo: Photo, choice: Choice, key: tuple, queue: JobQueue) -> str:
@@ -326,8 +326,8 @@ def enhance_section(model: ve.VAEEnhancer, photo: Photo, choice: Choice, key: tu
                 result, waited, seconds = run_queued(queue, "Restoring...", lambda p: restore(model, photo, choice, p))
                 result.update(key=key, about=timing(waited, seconds, model), token=time.time_ns())
                 st.session_state["result"] = result
-                if result["measured"] is not None:
-                    st.session_state[MEASURED] = result["measured"]
+                if choice.noise_level is None and result["noise_level"] is not None:  # auto measured it
+                    st.session_state[MEASURED] = result["noise_level"]
             except JOB_ERRORS as err:
                 st.error(f"Could not {label.lower()}: {error_text(err)}")
     return label
