@@ -23,8 +23,9 @@ from vae_enhance.tiling import tiled
 # Default tile is about this many output pixels a side: big enough that the overlap costs little,
 # small enough that a tile's activations stay well under 1 GB for the release model.
 TILE_OUTPUT = 1024
-# Context around each tile, in output pixels; measured to keep tiled within 1/255 of untiled.
-OVERLAP_OUTPUT = 64
+# Context around each tile, in output pixels; measured to keep tiled within 1/255 of untiled. Longer
+# training widens how far the network looks: v0.8 needed 96 (64 left 3/255 when denoising).
+OVERLAP_OUTPUT = 96
 # The noise estimator reads at most this centre crop: a photo's noise is much the same across it.
 ESTIMATE_SIDE = 512
 
