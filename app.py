@@ -175,7 +175,12 @@ def _slider_at_measured() -> None:
     """Put the strength slider at the level auto last measured, so that turning auto off starts there."""
     measured = st.session_state.get(MEASURED)
     if measured is not None:
-        st.session_state["noise_level"] = min(50, max(0, round(measured)))
+        st.session_state["noise_level"] = slider_value(measured)
+
+
+def slider_value(level: float) -> int:
+    """Where the strength slider (0-50, whole steps) shows a level."""
+    return min(50, max(0, round(level)))
 
 
 # The photo
@@ -321,15 +326,18 @@ def enhance_section(model: ve.VAEEnhancer, photo: Photo, choice: Choice, key: tu
     if st.session_state.get("enhance_request") == key:
         for stale in ("result", "comparison"):  # free the previous result before making the next one
             st.session_state.pop(stale, None)
+        measured = None
         with job_request("enhance_request"):
             try:
                 result, waited, seconds = run_queued(queue, "Restoring...", lambda p: restore(model, photo, choice, p))
                 result.update(key=key, about=timing(waited, seconds, model), token=time.time_ns())
                 st.session_state["result"] = result
                 if choice.noise_level is None and result["noise_level"] is not None:  # auto measured it
-                    st.session_state[MEASURED] = result["noise_level"]
+                    st.session_state[MEASURED] = measured = result["noise_level"]
             except JOB_ERRORS as err:
                 st.error(f"Could not {label.lower()}: {error_text(err)}")
+        if measured is not None and slider_value(measured) != st.session_state.get("noise_level"):
+            st.rerun()  # the sidebar was drawn before the measurement: draw it again, its slider at that level
     return label
 
 

@@ -273,6 +273,7 @@ def test_noise_level_control_for_models_that_take_one(operator_settings, tmp_pat
     at.button(key="enhance").click().run()
     measured = calls[0]  # automatic: the photo is measured once, and that level is both used and shown
     assert measured is not None and f"noise level {measured:.1f} (measured)" in at.success[0].value
+    assert at.sidebar.slider(key="noise_level").value == round(measured)  # shown at once, still disabled
     at.sidebar.checkbox(key="noise_auto").uncheck().run()
     assert at.sidebar.slider(key="noise_level").value == round(measured)  # the slider starts where auto was
     at.sidebar.slider(key="noise_level").set_value(30).run()
@@ -285,5 +286,5 @@ def test_noise_level_control_for_models_that_take_one(operator_settings, tmp_pat
     at.sidebar.radio(key="task").set_value("Upscale x2").run()
     at.button(key="enhance").click().run()
     assert calls[-1] == pytest.approx(40.0, abs=1e-3) and "noise level 40.0 (measured)" in at.success[0].value
-    at.run()
-    assert at.sidebar.slider(key="noise_level").value == 40  # auto's level shows on the disabled slider
+    assert at.sidebar.slider(key="noise_level").value == 40  # auto's level shows on the disabled slider at once
+    assert calls[-1] == pytest.approx(40.0, abs=1e-3) and len(calls) == 3  # the redraw restored nothing again
