@@ -14,6 +14,7 @@ from vae_enhance.degrade import (
     camera_noise,
     camera_noise_reduction,
     correlated_noise,
+    damp_chroma,
     degrade,
     downscale,
     gaussian_blur,
@@ -22,6 +23,7 @@ from vae_enhance.degrade import (
 )
 
 REAL = Degradation(camera_fraction=0.4, correlated_fraction=0.3, jpeg_fraction=0.5, blur_max=1.0)
+GREY = Degradation(camera_fraction=0.5, correlated_fraction=0.5, luma_fraction=0.5)
 
 
 def _batch(seed=0, shape=(3, 3, 64, 64)):
@@ -37,6 +39,7 @@ RANDOM_OPS = {
     "degrade_x1": lambda x, g: degrade(x, 1, g)[0],
     "degrade_x1_real": lambda x, g: degrade(x, 1, g, REAL)[0],
     "degrade_x2_real": lambda x, g: degrade(x, 2, g, REAL)[0],
+    "degrade_x1_grey": lambda x, g: degrade(x, 1, g, GREY)[0],
     "degrade_x4": lambda x, g: degrade(x, 4, g)[0],
     "add_noise": lambda x, g: add_noise(x, torch.full((x.shape[0],), 0.1), g),
     "camera_noise": lambda x, g: camera_noise(x, g),
@@ -143,6 +146,44 @@ def test_correlated_noise_has_the_requested_std_and_is_correlated():
     noise = correlated_noise(torch.zeros(4, 3, 64, 64), torch.tensor([0.02, 0.05, 0.1, 0.2]), _gen(0))
     torch.testing.assert_close(noise.flatten(1).square().mean(1).sqrt(), torch.tensor([0.02, 0.05, 0.1, 0.2]))
     assert ((noise[..., 1:, :] * noise[..., :-1, :]).mean() / noise.var()) > 0.3
+
+
+def _chroma_ratio(noise):
+    """The noise's chroma energy over its luma energy (BT.601 Cb, Cr against Y)."""
+    ycc = torch.tensor([[0.299, 0.587, 0.114], [-0.168736, -0.331264, 0.5], [0.5, -0.418688, -0.081312]])
+    e = torch.einsum("ij,bjhw->bihw", ycc, noise).square().mean(dim=(2, 3))
+    return e[:, 1:].sum(1) / e[:, 0]
+
+
+def test_damp_chroma_keeps_luma_and_scales_chroma():
+    white = torch.randn((2, 3, 16, 16), generator=_gen(0))
+    grey = damp_chroma(white, torch.tensor([0.0, 1.0]))
+    torch.testing.assert_close(grey[1], white[1])
+    torch.testing.assert_close(grey[0, 0], grey[0, 1])  # no chroma: R = G = B = Y
+    luma = torch.tensor([0.299, 0.587, 0.114])
+    torch.testing.assert_close(torch.einsum("c,chw->hw", luma, grey[0]), torch.einsum("c,chw->hw", luma, white[0]))
+
+
+@pytest.mark.parametrize("kind", ["camera", "correlated"])
+def test_luma_heavy_noise_is_nearly_grey_where_asked(kind):
+    """Default JPEG settings leave grey grain: the same draw keeps at most 20 % of its chroma (4 % of the
+    energy) where asked, and is left as it is elsewhere."""
+    hq = torch.full((8, 3, 32, 32), 0.4)
+    luma = torch.tensor([True, False] * 4)
+
+    def draw(luma_mask):
+        if kind == "camera":
+            return camera_noise(hq, _gen(3), luma=luma_mask)
+        return correlated_noise(hq, torch.full((8,), 0.05), _gen(3), luma=luma_mask)
+
+    grey, plain = _chroma_ratio(draw(luma)), _chroma_ratio(draw(None))
+    assert (grey[luma] <= 0.04 * plain[luma] * 1.01).all()
+    torch.testing.assert_close(grey[~luma], plain[~luma])
+
+
+def test_luma_fraction_is_validated():
+    with pytest.raises(ValueError, match="luma_fraction"):
+        Degradation(luma_fraction=1.5)
 
 
 def test_real_mix_gives_8_bit_inputs_where_noise_is_camera_like():

@@ -12,7 +12,9 @@ Three kinds of noise, mixed per image (`Degradation` sets the mix):
   neighbouring pixels (demosaicing, noise reduction) and across channels (colour matrix, chroma
   noise reduction), as in real photos;
 - Gaussian noise blurred and mixed across channels: the residue of in-camera noise reduction.
-Camera and correlated noise end in an 8-bit quantisation and, for some images, a JPEG round trip.
+Either of the last two can be made luma-heavy (`luma_fraction`): a camera's default JPEG settings remove
+nearly all chroma noise and leave grey, blotchy grain, which looks like texture to a model that has only
+seen coloured noise. Camera and correlated noise end in an 8-bit quantisation and, for some images, a JPEG round trip.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ class Degradation:
     camera_fraction:     noisy inputs with simulated camera noise ...
     correlated_fraction: ... and with blurred, colour-mixed Gaussian noise; the rest is white Gaussian.
     jpeg_fraction:       inputs other than white Gaussian that go through JPEG at quality 30-95.
+    luma_fraction:       camera and correlated noise left with 0-20 % of its chroma (grey grain).
     blur_max:            Gaussian blur sigma, in pixels, before downscaling (uniform from 0; 0 = none).
     """
 
@@ -45,10 +48,18 @@ class Degradation:
     camera_fraction: float = 0.0
     correlated_fraction: float = 0.0
     jpeg_fraction: float = 0.0
+    luma_fraction: float = 0.0
     blur_max: float = 0.0
 
     def __post_init__(self) -> None:
-        for name in ("clean_fraction", "sr_clean_fraction", "camera_fraction", "correlated_fraction", "jpeg_fraction"):
+        for name in (
+            "clean_fraction",
+            "sr_clean_fraction",
+            "camera_fraction",
+            "correlated_fraction",
+            "jpeg_fraction",
+            "luma_fraction",
+        ):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
         if self.camera_fraction + self.correlated_fraction > 1.0:
@@ -100,13 +111,18 @@ def add_noise(lq: torch.Tensor, sigma: torch.Tensor, generator: torch.Generator)
     return lq + _per_image(sigma) * noise
 
 
-def correlated_noise(like: torch.Tensor, sigma: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """Gaussian noise blurred by 0.4-2 px and mixed across channels, with std `sigma` (B,) per image."""
+def correlated_noise(
+    like: torch.Tensor, sigma: torch.Tensor, generator: torch.Generator, luma: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Gaussian noise blurred by 0.4-2 px and mixed across channels, with std `sigma` (B,) per image;
+    where `luma` (B,) is true, nearly grey (see `damp_chroma`)."""
     batch = like.shape[0]
     white = torch.randn(like.shape, generator=generator, device=like.device, dtype=like.dtype)
     blurred = _blur(white, _uniform((batch,), 0.4, 2.0, generator, like))
     mix = torch.eye(3, device=like.device, dtype=like.dtype) + _uniform((batch, 3, 3), -0.4, 0.4, generator, like)
     noise = torch.einsum("bij,bjhw->bihw", mix, blurred)
+    if luma is not None:
+        noise = _damp_chroma_where(noise, luma, generator)
     rms = noise.square().mean(dim=(1, 2, 3), keepdim=True).sqrt().clamp_min(1e-8)
     return noise * _per_image(sigma) / rms
 
@@ -123,6 +139,22 @@ def _blur(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
     sigma = sigma.clamp_min(0.3)
     side = min(2 * math.ceil(3 * float(sigma.max())) + 1, 2 * min(x.shape[-2:]) - 1)
     return kornia.filters.gaussian_blur2d(x, (side, side), torch.stack([sigma, sigma], dim=1))
+
+
+def damp_chroma(noise: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+    """sRGB noise (B, 3, H, W) with its chroma (Cb, Cr) scaled by `keep` (B,) and its luma as it was."""
+    ycc = _YCC.to(noise)
+    y, cbcr = torch.einsum("ij,bjhw->bihw", ycc, noise).split([1, 2], dim=1)
+    return torch.einsum("ij,bjhw->bihw", torch.linalg.inv(ycc), torch.cat([y, cbcr * _per_image(keep)], dim=1))
+
+
+# The chroma that luma-heavy noise keeps: what is left after a camera's default chroma noise reduction.
+LUMA_CHROMA_KEEP = (0.0, 0.2)
+
+
+def _damp_chroma_where(noise: torch.Tensor, luma: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    keep = _uniform((noise.shape[0],), *LUMA_CHROMA_KEEP, generator, noise)
+    return torch.where(_per_image(luma), damp_chroma(noise, keep), noise)
 
 
 def camera_noise_reduction(noise: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
@@ -145,14 +177,17 @@ def _random_ccm(batch: int, generator: torch.Generator, like: torch.Tensor) -> t
     return off + torch.diag_embed(1 - off.sum(dim=2))
 
 
-def camera_noise(clean: torch.Tensor, generator: torch.Generator, strength: float = 1.0) -> torch.Tensor:
+def camera_noise(
+    clean: torch.Tensor, generator: torch.Generator, strength: float = 1.0, luma: torch.Tensor | None = None
+) -> torch.Tensor:
     """The noise a simulated camera leaves on the sRGB photo `clean` (B, 3, H, W), H and W even.
 
     Unprocessing after Brooks et al. (2019): shot noise variance log-uniform in [1e-4, 1.2e-2] (times
     strength^2), read noise tied to it as log(read) = 2.18 log(shot) + 1.2 + N(0, 0.26), both on the
     linear raw scale; bilinear demosaicing (kornia). Returns process(raw + noise) - process(raw): the
     photo's own content is not altered, only its noise is made. Three images in four then go through
-    the camera's noise reduction (`camera_noise_reduction`).
+    the camera's noise reduction (`camera_noise_reduction`); those where `luma` (B,) is true always do,
+    and keep only 0-20 % of their chroma after it.
     """
     import kornia
     from kornia.color import CFA
@@ -187,7 +222,10 @@ def camera_noise(clean: torch.Tensor, generator: torch.Generator, strength: floa
     noise = process(noisy_raw) - process(raw)
     # Most images get the camera's noise reduction; some come out raw-like, as with NR turned off.
     reduced = camera_noise_reduction(noise, generator)
-    return torch.where(_per_image(_chance(batch, 0.75, generator, clean)), reduced, noise)
+    use = _chance(batch, 0.75, generator, clean)
+    if luma is not None:
+        reduced, use = _damp_chroma_where(reduced, luma, generator), use | luma
+    return torch.where(_per_image(use), reduced, noise)
 
 
 def jpeg(img: torch.Tensor, quality: torch.Tensor) -> torch.Tensor:
@@ -238,12 +276,14 @@ def degrade(
     correlated = _per_image((kind >= mix.camera_fraction) & (kind < mix.camera_fraction + mix.correlated_fraction))
     noisy = _per_image(sigma > 0)
 
+    luma = _chance(batch, mix.luma_fraction, generator, hq) if mix.luma_fraction > 0 else None
+
     lq = add_noise(clean, sigma, generator)
     if mix.correlated_fraction > 0:
         # Residual noise after in-camera noise reduction is milder than the white noise range.
-        lq = torch.where(correlated, clean + correlated_noise(clean, sigma * 0.5, generator), lq)
+        lq = torch.where(correlated, clean + correlated_noise(clean, sigma * 0.5, generator, luma), lq)
     if mix.camera_fraction > 0:
-        lq = torch.where(camera & noisy, clean + camera_noise(clean, generator, high / SIGMA_MAX), lq)
+        lq = torch.where(camera & noisy, clean + camera_noise(clean, generator, high / SIGMA_MAX, luma), lq)
     # Camera-like inputs are saved photos: 8-bit and sometimes JPEG (also the clean ones).
     photo = camera | correlated
     if mix.camera_fraction > 0 or mix.correlated_fraction > 0:

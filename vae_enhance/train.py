@@ -70,6 +70,7 @@ class TrainConfig:
     camera_fraction: float = 0.0
     correlated_fraction: float = 0.0
     jpeg_fraction: float = 0.0
+    luma_fraction: float = 0.0
     blur_max: float = 0.0
     ema: float = 0.999
     val_every: int = 1000
@@ -117,6 +118,7 @@ class TrainConfig:
             camera_fraction=self.camera_fraction,
             correlated_fraction=self.correlated_fraction,
             jpeg_fraction=self.jpeg_fraction,
+            luma_fraction=self.luma_fraction,
             blur_max=self.blur_max,
         )
 
@@ -221,6 +223,9 @@ def validate(model: VAEEnhancer, hq: torch.Tensor, scales: tuple[int, ...] | Non
         if model.noise_estimator is not None:  # in 0-255 units, not part of the score
             error = model.noise_estimator(camera) - (camera - hq).square().mean(dim=(1, 2, 3)).sqrt()
             level_error = {"val_level_err": 255 * error.abs().mean().item()}
+        # Grey camera grain (default JPEG settings), not part of the score: later runs train on it.
+        grey = quantize8(hq + camera_noise(hq, gen, luma=torch.ones(hq.shape[0], dtype=torch.bool, device=hq.device)))
+        grey_figures = {"val_grey": psnr(run(grey, 1), hq).mean().item()}
     readings = {}
     for scale in sorted(s for s in set(scales) if s > 1):
         lq = downscale(hq, scale)
@@ -228,6 +233,8 @@ def validate(model: VAEEnhancer, hq: torch.Tensor, scales: tuple[int, ...] | Non
         if model.estimator(scale) is not None:  # what it reads in clean inputs (0-255), not part of the score
             readings[f"val_level_x{scale}"] = 255 * model.estimator(scale)(lq).mean().item()
     results["val_score"] = sum(results.values()) / len(results)
+    if 1 in scales:
+        results.update(grey_figures)
     if 1 in scales and model.noise_estimator is not None:
         results.update(level_error)
     return {**results, **readings}
@@ -473,7 +480,7 @@ class Log:
         latent = run.model.config.latent_channels
         self.fields = ["step", "loss", "recon", "kl", "psnr", "level_loss", "level_err", "lr", "seconds"]
         self.fields += [f"kl_c{c}" for c in range(latent)]
-        self.fields += ["val_denoise25", "val_camera", "val_x2", "val_x4", "val_score", "val_level_err"]
+        self.fields += ["val_denoise25", "val_camera", "val_x2", "val_x4", "val_score", "val_level_err", "val_grey"]
         self.fields += ["val_level_x2", "val_level_x4"]
         self.t0 = time.time()
         self.sums: dict[str, torch.Tensor] = {}
