@@ -39,7 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from vae_enhance.baselines import bicubic, ffdnet_denoise, load_ffdnet, nl_means, noisy  # noqa: E402
 from vae_enhance.data import list_images, load_images, split  # noqa: E402
-from vae_enhance.degrade import camera_noise, quantize8  # noqa: E402
+from vae_enhance.degrade import camera_noise, gaussian_blur, quantize8  # noqa: E402
 from vae_enhance.hub import load_model  # noqa: E402
 from vae_enhance.image_io import from_float, read_image, to_float, to_rgb_float  # noqa: E402
 from vae_enhance.inference import enhance, estimate_noise  # noqa: E402
@@ -113,9 +113,7 @@ def camera_text(model, train: Path, draws: int = 2) -> str:
 
 def grey_grain(side: int, gen: torch.Generator) -> torch.Tensor:
     """(1, 3, side, side) grey grain of RMS 1: white noise blurred by 1 px, the same on every channel."""
-    from vae_enhance.degrade import _blur
-
-    grain = _blur(torch.randn((1, 1, side, side), generator=gen), torch.tensor([1.0])).expand(-1, 3, -1, -1)
+    grain = gaussian_blur(torch.randn((1, 1, side, side), generator=gen), torch.tensor([1.0])).expand(-1, 3, -1, -1)
     return grain / grain.square().mean().sqrt()
 
 
