@@ -206,11 +206,12 @@ VAL_SIGMA = 25 / 255
 def validate(model: VAEEnhancer, hq: torch.Tensor, scales: tuple[int, ...] | None = None) -> dict[str, float]:
     """Temperature-0 PSNR on held-out crops: denoise sigma 25 and camera noise (RGB), x2 and x4 (Y, border = scale).
 
-    scales: the ones to score (default: the model's); a run validates the scales it trains.
+    scales: the ones to score (default: the model's); a run validates the scales it trains. Also returned,
+    outside val_score: grey camera grain (val_grey), the estimators' errors and readings.
     """
     scales = model.config.scales if scales is None else scales
     gen = torch.Generator(device=hq.device).manual_seed(1234)
-    results = {}
+    results, unscored = {}, {}
 
     def run(lq: torch.Tensor, scale: int) -> torch.Tensor:
         return torch.cat([model(lq[i : i + 8], scale) for i in range(0, len(lq), 8)]).clamp(0, 1)
@@ -220,12 +221,12 @@ def validate(model: VAEEnhancer, hq: torch.Tensor, scales: tuple[int, ...] | Non
         results["val_denoise25"] = psnr(run(noisy, 1), hq).mean().item()
         camera = quantize8(hq + camera_noise(hq, gen))
         results["val_camera"] = psnr(run(camera, 1), hq).mean().item()
-        if model.noise_estimator is not None:  # in 0-255 units, not part of the score
-            error = model.noise_estimator(camera) - (camera - hq).square().mean(dim=(1, 2, 3)).sqrt()
-            level_error = {"val_level_err": 255 * error.abs().mean().item()}
         # Grey camera grain (default JPEG settings), not part of the score: later runs train on it.
         grey = quantize8(hq + camera_noise(hq, gen, luma=torch.ones(hq.shape[0], dtype=torch.bool, device=hq.device)))
-        grey_figures = {"val_grey": psnr(run(grey, 1), hq).mean().item()}
+        unscored["val_grey"] = psnr(run(grey, 1), hq).mean().item()
+        if model.noise_estimator is not None:  # in 0-255 units
+            error = model.noise_estimator(camera) - (camera - hq).square().mean(dim=(1, 2, 3)).sqrt()
+            unscored["val_level_err"] = 255 * error.abs().mean().item()
     readings = {}
     for scale in sorted(s for s in set(scales) if s > 1):
         lq = downscale(hq, scale)
@@ -233,11 +234,7 @@ def validate(model: VAEEnhancer, hq: torch.Tensor, scales: tuple[int, ...] | Non
         if model.estimator(scale) is not None:  # what it reads in clean inputs (0-255), not part of the score
             readings[f"val_level_x{scale}"] = 255 * model.estimator(scale)(lq).mean().item()
     results["val_score"] = sum(results.values()) / len(results)
-    if 1 in scales:
-        results.update(grey_figures)
-    if 1 in scales and model.noise_estimator is not None:
-        results.update(level_error)
-    return {**results, **readings}
+    return {**results, **unscored, **readings}
 
 
 def _setup_distributed(requested: str) -> tuple[int, int, torch.device]:
