@@ -20,6 +20,7 @@ from vae_enhance.degrade import (
     gaussian_blur,
     jpeg,
     sample_sigma,
+    unbias,
 )
 
 REAL = Degradation(camera_fraction=0.4, correlated_fraction=0.3, jpeg_fraction=0.5, blur_max=1.0)
@@ -40,6 +41,7 @@ RANDOM_OPS = {
     "degrade_x1_real": lambda x, g: degrade(x, 1, g, REAL)[0],
     "degrade_x2_real": lambda x, g: degrade(x, 2, g, REAL)[0],
     "degrade_x1_grey": lambda x, g: degrade(x, 1, g, GREY)[0],
+    "degrade_x1_zero_mean": lambda x, g: degrade(x, 1, g, Degradation(camera_fraction=1.0, zero_mean=True))[0],
     "degrade_x4": lambda x, g: degrade(x, 4, g)[0],
     "add_noise": lambda x, g: add_noise(x, torch.full((x.shape[0],), 0.1), g),
     "camera_noise": lambda x, g: camera_noise(x, g),
@@ -184,6 +186,26 @@ def test_luma_heavy_noise_is_nearly_grey_where_asked(kind):
 def test_luma_fraction_is_validated():
     with pytest.raises(ValueError, match="luma_fraction"):
         Degradation(luma_fraction=1.5)
+
+
+def test_unbias_removes_the_mean_at_each_brightness_and_keeps_the_grain():
+    clean = _batch(shape=(2, 3, 64, 64))
+    grain = 0.02 * torch.randn(clean.shape, generator=_gen(1))
+    biased = grain + 0.02 * (clean - 0.5)  # a bias that depends on the pixel's brightness
+    out = unbias(biased, clean)
+    dark, bright = clean < 0.2, clean > 0.8
+    assert abs(biased[bright].mean()) > 0.003 and abs(biased[dark].mean()) > 0.003
+    assert abs(out[bright].mean()) < 0.001 and abs(out[dark].mean()) < 0.001
+    assert abs(out.std() / grain.std() - 1) < 0.05
+
+
+def test_zero_mean_camera_noise_keeps_the_photo_tone():
+    """The tone curve makes camera noise darken a mid-grey photo; zero_mean leaves the grain and not the shift."""
+    hq = 0.2 + 0.6 * torch.nn.functional.avg_pool2d(_batch(shape=(8, 3, 64, 64)), 9, 1, 4, count_include_pad=False)
+    plain = camera_noise(hq, _gen(0))
+    even = camera_noise(hq, _gen(0), zero_mean=True)
+    assert plain.mean() * 255 < -0.2 and abs(even.mean() * 255) < 0.05
+    assert abs(even.std() / plain.std() - 1) < 0.05
 
 
 def test_real_mix_gives_8_bit_inputs_where_noise_is_camera_like():

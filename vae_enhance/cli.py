@@ -107,6 +107,9 @@ def _add_train(sub) -> None:
     p.add_argument("--correlated-fraction", type=float, default=d["correlated_fraction"], help="... correlated noise")
     p.add_argument("--jpeg-fraction", type=float, default=d["jpeg_fraction"], help="camera-like inputs through JPEG")
     p.add_argument("--luma-fraction", type=float, default=d["luma_fraction"], help="camera-like noise made nearly grey")
+    p.add_argument(
+        "--zero-mean", action="store_true", help="camera noise without its tone-curve bias (removes grain, not tone)"
+    )
     p.add_argument("--blur-max", type=float, default=d["blur_max"], help="max Gaussian blur sigma before downscaling")
     p.add_argument("--val-every", type=int, default=d["val_every"], help="validate and checkpoint every N steps")
     p.add_argument("--val-count", type=int, default=d["val_count"], help="training images held out for validation")

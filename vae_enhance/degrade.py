@@ -39,6 +39,7 @@ class Degradation:
     correlated_fraction: ... and with blurred, colour-mixed Gaussian noise; the rest is white Gaussian.
     jpeg_fraction:       inputs other than white Gaussian that go through JPEG at quality 30-95.
     luma_fraction:       camera and correlated noise left with 0-20 % of its chroma (grey grain).
+    zero_mean:           camera noise made zero-mean at every brightness (see `unbias`).
     blur_max:            Gaussian blur sigma, in pixels, before downscaling (uniform from 0; 0 = none).
     """
 
@@ -49,6 +50,7 @@ class Degradation:
     correlated_fraction: float = 0.0
     jpeg_fraction: float = 0.0
     luma_fraction: float = 0.0
+    zero_mean: bool = False
     blur_max: float = 0.0
 
     def __post_init__(self) -> None:
@@ -177,8 +179,36 @@ def _random_ccm(batch: int, generator: torch.Generator, like: torch.Tensor) -> t
     return off + torch.diag_embed(1 - off.sum(dim=2))
 
 
+# Brightness bins for `unbias`, and the pixel count at which a bin's mean is trusted by half.
+UNBIAS_BINS = 32
+UNBIAS_PRIOR = 16.0
+
+
+def unbias(noise: torch.Tensor, clean: torch.Tensor) -> torch.Tensor:
+    """noise (B, 3, H, W) less its mean at each brightness of `clean`, per image and channel.
+
+    A camera's tone curve and clipping make its noise non-zero-mean: darker in the mid-tones
+    (the curve is concave), lighter in the shadows (negatives are clipped). A model trained on
+    biased noise learns to shift tone whenever it is told a high level, and the reference of a
+    real-noise benchmark (CC15's, the mean of many shots) carries the bias anyway: what a
+    denoiser should remove is the zero-mean grain. Bins with few pixels are shrunk towards 0.
+    """
+    b, c = noise.shape[:2]
+    index = (clean.clamp(0, 1) * (UNBIAS_BINS - 1)).round().long()
+    index = index + UNBIAS_BINS * torch.arange(b * c, device=noise.device).view(b, c, 1, 1)
+    flat = index.flatten()
+    sums = torch.zeros(b * c * UNBIAS_BINS, device=noise.device, dtype=noise.dtype).index_add_(0, flat, noise.flatten())
+    counts = torch.bincount(flat, minlength=b * c * UNBIAS_BINS).to(noise.dtype)
+    bias = sums / (counts + UNBIAS_PRIOR)
+    return noise - bias[index]
+
+
 def camera_noise(
-    clean: torch.Tensor, generator: torch.Generator, strength: float = 1.0, luma: torch.Tensor | None = None
+    clean: torch.Tensor,
+    generator: torch.Generator,
+    strength: float = 1.0,
+    luma: torch.Tensor | None = None,
+    zero_mean: bool = False,
 ) -> torch.Tensor:
     """The noise a simulated camera leaves on the sRGB photo `clean` (B, 3, H, W), H and W even.
 
@@ -187,7 +217,7 @@ def camera_noise(
     linear raw scale; bilinear demosaicing (kornia). Returns process(raw + noise) - process(raw): the
     photo's own content is not altered, only its noise is made. Three images in four then go through
     the camera's noise reduction (`camera_noise_reduction`); those where `luma` (B,) is true always do,
-    and keep only 0-20 % of their chroma after it.
+    and keep only 0-20 % of their chroma after it. `zero_mean`: the noise less its bias (`unbias`).
     """
     import kornia
     from kornia.color import CFA
@@ -220,6 +250,8 @@ def camera_noise(
         return kornia.color.linear_rgb_to_rgb(torch.einsum("bij,bjhw->bihw", ccm, rgb).clamp(0, 1))
 
     noise = process(noisy_raw) - process(raw)
+    if zero_mean:
+        noise = unbias(noise, clean)
     # Most images get the camera's noise reduction; some come out raw-like, as with NR turned off.
     reduced = camera_noise_reduction(noise, generator)
     use = _chance(batch, 0.75, generator, clean)
@@ -283,7 +315,8 @@ def degrade(
         # Residual noise after in-camera noise reduction is milder than the white noise range.
         lq = torch.where(correlated, clean + correlated_noise(clean, sigma * 0.5, generator, luma), lq)
     if mix.camera_fraction > 0:
-        lq = torch.where(camera & noisy, clean + camera_noise(clean, generator, high / SIGMA_MAX, luma), lq)
+        made = camera_noise(clean, generator, high / SIGMA_MAX, luma, mix.zero_mean)
+        lq = torch.where(camera & noisy, clean + made, lq)
     # Camera-like inputs are saved photos: 8-bit and sometimes JPEG (also the clean ones).
     photo = camera | correlated
     if mix.camera_fraction > 0 or mix.correlated_fraction > 0:

@@ -71,6 +71,7 @@ class TrainConfig:
     correlated_fraction: float = 0.0
     jpeg_fraction: float = 0.0
     luma_fraction: float = 0.0
+    zero_mean: bool = False  # camera noise without its tone-curve bias (degrade.unbias)
     blur_max: float = 0.0
     ema: float = 0.999
     val_every: int = 1000
@@ -119,6 +120,7 @@ class TrainConfig:
             correlated_fraction=self.correlated_fraction,
             jpeg_fraction=self.jpeg_fraction,
             luma_fraction=self.luma_fraction,
+            zero_mean=self.zero_mean,
             blur_max=self.blur_max,
         )
 
