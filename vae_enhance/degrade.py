@@ -189,7 +189,7 @@ def unbias(noise: torch.Tensor, clean: torch.Tensor) -> torch.Tensor:
 
     A camera's tone curve and clipping make its noise non-zero-mean: darker in the mid-tones
     (the curve is concave), lighter in the shadows (negatives are clipped). A model trained on
-    biased noise learns to shift tone whenever it is told a high level, and the reference of a
+    biased noise learns to shift tone with the level it is told, and the reference of a
     real-noise benchmark (CC15's, the mean of many shots) carries the bias anyway: what a
     denoiser should remove is the zero-mean grain. Bins with few pixels are shrunk towards 0.
     """
