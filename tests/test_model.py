@@ -1,6 +1,7 @@
 """The network and its config: shapes, KL of the latent Gaussians, determinism and validation."""
 
 import json
+import math
 from dataclasses import replace
 
 import pytest
@@ -8,7 +9,8 @@ import torch
 from torch.distributions import Normal, kl_divergence
 
 from vae_enhance.config import PRESETS, ModelConfig
-from vae_enhance.model import LOGVAR_RANGE, DiagonalGaussian, VAEEnhancer
+from vae_enhance.hub import load_model, save_model
+from vae_enhance.model import LOGVAR_RANGE, LUMA_WEIGHTS, DiagonalGaussian, VAEEnhancer
 
 
 def _gaussian(gen, shape, spread=3.0):
@@ -152,6 +154,8 @@ def test_config_json_round_trip_gives_equal_hashable_config():
         ({"scales": ()}, "scales"),
         ({"noise_estimator": False, "sr_estimators": True}, "sr_estimators needs noise_estimator"),
         ({"sr_estimators": 1}, "sr_estimators must be true or false"),
+        ({"noise_estimator": False, "luma_estimator": True}, "luma_estimator needs noise_estimator"),
+        ({"luma_estimator": 1}, "luma_estimator must be true or false"),
         ({"prior_scale": 0.0}, "prior_scale"),
         ({"prior_scale": -0.5}, "prior_scale"),
         ({"prior_scale": float("nan")}, "prior_scale"),
@@ -171,3 +175,32 @@ def test_config_rejects_unknown_fields():
 
 def test_model_accepts_config_dict():
     assert VAEEnhancer(PRESETS["tiny"].to_dict()).config == PRESETS["tiny"]
+
+
+def _read_as(head: torch.nn.Conv2d, level: float) -> None:
+    """Make an estimator's last layer read `level` (0-255) at every position."""
+    torch.nn.init.zeros_(head.weight)
+    torch.nn.init.constant_(head.bias, math.log(level + 0.5))
+
+
+def test_luma_reader_sees_only_luma_and_the_estimator_reports_the_larger_reading(tmp_path):
+    model = VAEEnhancer(replace(PRESETS["tiny"], sr_estimators=False, luma_estimator=True)).eval()
+    estimator, luma = model.noise_estimator, model.noise_estimator.luma
+    lq = 0.3 + 0.4 * torch.rand((2, 3, 40, 48), generator=torch.Generator().manual_seed(0))
+    # Colour that leaves the luma as it is changes nothing the reader sees.
+    r, g, _ = LUMA_WEIGHTS
+    tint = torch.tensor([g, -r, 0.0]).view(1, 3, 1, 1) * 0.1 * torch.randn((2, 1, 40, 48))
+    with torch.no_grad():
+        torch.testing.assert_close(luma.log_levels(lq + tint), luma.log_levels(lq), atol=1e-5, rtol=0)
+        grain = luma.log_levels(lq + 0.05 * torch.randn((2, 1, 40, 48)))
+        assert not torch.allclose(grain, luma.log_levels(lq), atol=1e-3)
+        _read_as(estimator.body[-1], 10.0)
+        _read_as(luma.body[-1], 40.0)
+        torch.testing.assert_close(255 * estimator(lq), torch.full((2,), 40.0))
+        _read_as(luma.body[-1], 2.0)
+        torch.testing.assert_close(255 * estimator(lq), torch.full((2,), 10.0))
+    save_model(model, tmp_path)  # the reader travels with the weights
+    back = load_model(tmp_path)
+    assert back.config.luma_estimator and back.noise_estimator.luma is not None
+    with torch.no_grad():
+        torch.testing.assert_close(back.noise_estimator(lq), estimator(lq))

@@ -150,6 +150,47 @@ def test_estimator_only_trains_the_estimator_alone(trained_dir, train_data, tmp_
     assert "--estimator-only needs" in capsys.readouterr().err
 
 
+def test_luma_reader_trains_alone_on_grey_grain(trained_dir, train_data, tmp_path, capsys):
+    out = tmp_path / "luma"
+    shape = ["--shape", '{"noise_estimator": true, "luma_estimator": true}', "--scales", "1"]
+    args = ["train", "--data", str(train_data), "--out", str(out), "--steps", "4", "--init", str(trained_dir)]
+    assert main([*args, "--luma-reader", *TRAIN_ARGS, *shape]) == 0
+    assert "warm start" in capsys.readouterr().out
+    before, after = ve.load_model(trained_dir).state_dict(), ve.load_model(out).state_dict()
+    new = {k for k in after if k not in before}
+    assert new and all(k.startswith("noise_estimator.luma.") for k in new)
+    assert all(torch.equal(before[k], after[k]) for k in before)  # the VAE and the colour estimator as they were
+    assert math.isfinite(float(_log_rows(out)[-1]["level_err"]))
+    # Without a luma reader, or with other scales, there is nothing to train alone.
+    for extra in (["--scales", "1"], [*shape, "--scales", "1,2"]):
+        assert main([*args, "--out", str(tmp_path / "bad"), "--luma-reader", *TRAIN_ARGS, *extra]) == 2
+        assert "--luma-reader trains alone" in capsys.readouterr().err
+
+
+def test_export_ema_writes_the_last_steps_weights_with_parts_from_another_model(trained_dir, tmp_path, monkeypatch):
+    sys.path.insert(0, str(REPO / "scripts"))
+    import export_ema
+
+    ckpt = torch.load(trained_dir / "checkpoint.pt", map_location="cpu", weights_only=True)
+    ema = {k.removeprefix("module."): v for k, v in ckpt["ema"].items() if k.startswith("module.")}
+    monkeypatch.setattr(sys, "argv", ["export_ema.py", str(trained_dir / "checkpoint.pt"), str(tmp_path / "last")])
+    export_ema.main()
+    last = ve.load_model(tmp_path / "last", device="cpu").state_dict()
+    assert last.keys() == ema.keys() and all(torch.equal(last[k], ema[k]) for k in ema)
+
+    donor = VAEEnhancer(PRESETS["tiny"])  # fresh weights: nothing like the trained ones
+    save_model(donor, tmp_path / "donor")
+    argv = ["export_ema.py", str(trained_dir / "checkpoint.pt"), str(tmp_path / "mixed"), "--parts-from"]
+    monkeypatch.setattr(sys, "argv", [*argv, str(tmp_path / "donor"), "--parts", "decoder"])
+    export_ema.main()
+    mixed, donor_state = ve.load_model(tmp_path / "mixed", device="cpu").state_dict(), donor.state_dict()
+    for k in ema:
+        assert torch.equal(mixed[k], donor_state[k] if k.startswith("decoder.") else ema[k]), k
+    monkeypatch.setattr(sys, "argv", [*argv, str(tmp_path / "donor"), "--parts", "no_such_part"])
+    with pytest.raises(SystemExit, match="no part 'no_such_part'"):
+        export_ema.main()
+
+
 def test_sr_estimators_start_as_the_denoising_one_and_train_alone(trained_dir, train_data, tmp_path):
     grown = VAEEnhancer(replace(PRESETS["tiny"], sr_estimators=True))
     copied, total = warm_start(grown, str(trained_dir))

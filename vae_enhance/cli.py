@@ -99,6 +99,11 @@ def _add_train(sub) -> None:
         action="store_true",
         help="train only the noise estimator, the rest of the model taken from --init and left as it is",
     )
+    p.add_argument(
+        "--luma-reader",
+        action="store_true",
+        help="train only the denoising estimator's grey-grain reader (a model with luma_estimator), on grey grain",
+    )
     p.add_argument("--scales", default=",".join(map(str, d["scales"])), help="scales cycled per step")
     p.add_argument("--clean-fraction", type=float, default=d["clean_fraction"], help="denoising inputs left clean")
     p.add_argument("--sr-clean-fraction", type=float, default=d["sr_clean_fraction"], help="SR inputs left clean")
@@ -107,6 +112,7 @@ def _add_train(sub) -> None:
     p.add_argument("--correlated-fraction", type=float, default=d["correlated_fraction"], help="... correlated noise")
     p.add_argument("--jpeg-fraction", type=float, default=d["jpeg_fraction"], help="camera-like inputs through JPEG")
     p.add_argument("--luma-fraction", type=float, default=d["luma_fraction"], help="camera-like noise made nearly grey")
+    p.add_argument("--grey-fraction", type=float, default=d["grey_fraction"], help="white noise made nearly grey")
     p.add_argument(
         "--zero-mean", action="store_true", help="camera noise without its tone-curve bias (removes grain, not tone)"
     )

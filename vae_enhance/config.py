@@ -34,6 +34,8 @@ class ModelConfig:
     sr_estimators:  a noise estimator of its own for each upscaling scale (needs noise_estimator): a
                     photo to upscale is small and most often clean, and the denoising estimator reads
                     its fine texture as noise; the denoising estimator is left as it is.
+    luma_estimator: the denoising estimator also reads grey grain with a reader of its own (model.LumaReader)
+                    and reports the larger reading (needs noise_estimator).
     prior_scale:    sampling multiplies the prior's std by this, so temperature 1 draws from the
                     calibrated prior (flow models sample at a reduced temperature for the same reason).
                     Chosen after training on held-out photos (scripts/calibrate_prior.py); training
@@ -50,6 +52,7 @@ class ModelConfig:
     noise_input: bool = False
     noise_estimator: bool = False
     sr_estimators: bool = False
+    luma_estimator: bool = False
     prior_scale: float = 1.0
     format_version: int = FORMAT_VERSION
 
@@ -73,7 +76,7 @@ class ModelConfig:
             raise ValueError(f"scales must be a non-empty subset of {SCALES}, got {self.scales}")
         if self.latent_stride not in LATENT_STRIDES:
             raise ValueError(f"latent_stride must be one of {LATENT_STRIDES}, got {self.latent_stride}")
-        for name in ("noise_input", "noise_estimator", "sr_estimators"):
+        for name in ("noise_input", "noise_estimator", "sr_estimators", "luma_estimator"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name} must be true or false, got {getattr(self, name)!r}")
         scale = self.prior_scale
@@ -84,6 +87,8 @@ class ModelConfig:
             raise ValueError("noise_estimator needs noise_input: the measured level is told to the network")
         if self.sr_estimators and not self.noise_estimator:
             raise ValueError("sr_estimators needs noise_estimator: they start from it and stand beside it")
+        if self.luma_estimator and not self.noise_estimator:
+            raise ValueError("luma_estimator needs noise_estimator: its reading stands beside that one's")
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -39,6 +39,8 @@ class Degradation:
     correlated_fraction: ... and with blurred, colour-mixed Gaussian noise; the rest is white Gaussian.
     jpeg_fraction:       inputs other than white Gaussian that go through JPEG at quality 30-95.
     luma_fraction:       camera and correlated noise left with 0-20 % of its chroma (grey grain).
+    grey_fraction:       white Gaussian noise left with 0-20 % of its chroma: fine grey grain, which a
+                         model that has seen only coloured white noise under-removes when told its RMS.
     zero_mean:           camera noise made zero-mean at every brightness (see `unbias`).
     blur_max:            Gaussian blur sigma, in pixels, before downscaling (uniform from 0; 0 = none).
     """
@@ -50,6 +52,7 @@ class Degradation:
     correlated_fraction: float = 0.0
     jpeg_fraction: float = 0.0
     luma_fraction: float = 0.0
+    grey_fraction: float = 0.0
     zero_mean: bool = False
     blur_max: float = 0.0
 
@@ -61,6 +64,7 @@ class Degradation:
             "correlated_fraction",
             "jpeg_fraction",
             "luma_fraction",
+            "grey_fraction",
         ):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
@@ -311,6 +315,11 @@ def degrade(
     luma = _chance(batch, mix.luma_fraction, generator, hq) if mix.luma_fraction > 0 else None
 
     lq = add_noise(clean, sigma, generator)
+    if mix.grey_fraction > 0:
+        grey = _chance(batch, mix.grey_fraction, generator, hq)
+        white = _damp_chroma_where(lq - clean, grey, generator)
+        rms = white.square().mean(dim=(1, 2, 3), keepdim=True).sqrt().clamp_min(1e-8)
+        lq = torch.where(_per_image(grey), clean + white * _per_image(sigma) / rms, lq)
     if mix.correlated_fraction > 0:
         # Residual noise after in-camera noise reduction is milder than the white noise range.
         lq = torch.where(correlated, clean + correlated_noise(clean, sigma * 0.5, generator, luma), lq)
@@ -327,3 +336,41 @@ def degrade(
         lq = torch.where(use, jpeg(lq, quality), lq)
     level = (lq - clean).square().mean(dim=(1, 2, 3)).sqrt()
     return lq, level
+
+
+# Grey grain for training the luma reader (model.LumaReader): the white noise's blur in pixels, and the
+# highest RMS (0-1 scale). Real grain after in-camera noise reduction is a few levels on the 0-255 scale.
+GRAIN_BLUR = (0.3, 1.5)
+GRAIN_RMS_MAX = 16.0 / 255.0
+
+
+def zoom_in(hq: torch.Tensor, generator: torch.Generator, fraction: float = 0.5, most: float = 3.0) -> torch.Tensor:
+    """Some crops (`fraction`) replaced by their centre enlarged 1-`most` times (bicubic): a camera photo at
+    full resolution is smooth at the pixel scale, where most training photos are dense texture."""
+    out = hq.clone()
+    side = hq.shape[-1]
+    for i in torch.nonzero(_chance(hq.shape[0], fraction, generator, hq)).flatten().tolist():
+        zoom = 1.0 + (most - 1.0) * float(torch.rand((), generator=generator, device=hq.device))
+        c = max(int(side / zoom) // 2 * 2, 8)
+        y, x = (hq.shape[-2] - c) // 2, (side - c) // 2
+        centre = hq[i : i + 1, :, y : y + c, x : x + c]
+        out[i] = F.interpolate(centre, size=hq.shape[-2:], mode="bicubic", align_corners=False)[0].clamp(0, 1)
+    return out
+
+
+def grey_grain(
+    hq: torch.Tensor, generator: torch.Generator, clean_fraction: float = 0.25, jpeg_fraction: float = 0.3
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Grey grain on clean crops: white noise blurred by GRAIN_BLUR px, the same on R, G and B, at an RMS
+    uniform up to GRAIN_RMS_MAX (none on `clean_fraction`), then 8 bits and, on `jpeg_fraction`, JPEG at
+    quality 30-95. Returns lq and its level (B,), the RMS of lq - hq, as `degrade` does."""
+    batch = hq.shape[0]
+    white = torch.randn((batch, 1, *hq.shape[-2:]), generator=generator, device=hq.device, dtype=hq.dtype)
+    grain = _blur(white, _uniform((batch,), *GRAIN_BLUR, generator, hq))
+    grain = grain / grain.square().mean(dim=(1, 2, 3), keepdim=True).sqrt().clamp_min(1e-8)
+    rms = sample_sigma(batch, generator, hq, clean_fraction, GRAIN_RMS_MAX)
+    lq = quantize8(hq + grain.expand(-1, 3, -1, -1) * _per_image(rms))
+    if jpeg_fraction > 0:
+        quality = _uniform((batch,), 30.0, 95.0, generator, hq)
+        lq = torch.where(_per_image(_chance(batch, jpeg_fraction, generator, hq)), jpeg(lq, quality), lq)
+    return lq, (lq - hq).square().mean(dim=(1, 2, 3)).sqrt()

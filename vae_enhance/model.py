@@ -111,6 +111,58 @@ class NoiseLevelEmbed(nn.Module):
         return h[:, :, None, None], self.to3(h)[:, :, None, None]
 
 
+def _estimator_body(channels: int, w: int) -> nn.Sequential:
+    """Pixel-unshuffled input (at 1/2) -> one log level per position at 1/8; about 40 pixels in view."""
+    act = nn.LeakyReLU(0.1)
+    return nn.Sequential(
+        nn.Conv2d(channels, w, 3, padding=1), act,  # (B, w, h/2, w/2)
+        nn.Conv2d(w, 2 * w, 2, stride=2), act, nn.Conv2d(2 * w, 2 * w, 3, padding=1), act,  # 1/4
+        nn.Conv2d(2 * w, 2 * w, 2, stride=2), act, nn.Conv2d(2 * w, 2 * w, 3, padding=1), act,  # 1/8
+        nn.Conv2d(2 * w, 1, 1),
+    )  # fmt: skip
+
+
+# BT.601 luma weights: grey grain is the same on R, G and B, so all of it is in the luma.
+LUMA_WEIGHTS = (0.299, 0.587, 0.114)
+
+
+class LumaReader(nn.Module):
+    """The RMS of grey grain in a photo, (B, 3, h, w) -> (B,) on the 0-1 scale, from its luma's fine detail.
+
+    The denoising estimator reads colour noise and is nearly blind to grey grain, which a camera's
+    default noise reduction leaves (docs/training-log.md). This reader sees only the luma less its 2 px
+    Gaussian blur, magnified (HIGHPASS_GAIN), so grain is what stands out; each position at 1/8
+    resolution reads a level, and the photo's reading is a low quantile of them (QUANTILE): positions
+    on texture take it for grain, positions on the photo's smooth parts see the grain alone. Trained by
+    `vae-enhance train --luma-reader` on grey grain (degrade.grey_grain), the rest of the model left as it is.
+    """
+
+    HIGHPASS_SIGMA = 2.0
+    HIGHPASS_GAIN = 8.0
+    QUANTILE = 0.1
+
+    def __init__(self, width: int = 32):
+        super().__init__()
+        self.body = _estimator_body(4, width)
+        self.register_buffer("weights", torch.tensor(LUMA_WEIGHTS).view(1, 3, 1, 1), persistent=False)
+
+    def log_levels(self, lq: torch.Tensor) -> torch.Tensor:
+        """Each position's log(255 * level + 0.5), (B, N), as NoiseEstimator.log_levels."""
+        import kornia  # lazily: a GPU machine may train the rest without it
+
+        h, w = lq.shape[-2:]
+        luma = (lq * self.weights.to(lq.dtype)).sum(dim=1, keepdim=True)
+        luma = F.pad(luma, (0, -w % MULTIPLE, 0, -h % MULTIPLE), mode="replicate")
+        side = 2 * math.ceil(3 * self.HIGHPASS_SIGMA) + 1
+        sigma = (self.HIGHPASS_SIGMA, self.HIGHPASS_SIGMA)
+        fine = luma - kornia.filters.gaussian_blur2d(luma, (side, side), sigma, border_type="replicate")
+        return self.body(F.pixel_unshuffle(self.HIGHPASS_GAIN * fine, 2)).flatten(1)
+
+    def forward(self, lq: torch.Tensor) -> torch.Tensor:
+        log_level = torch.quantile(self.log_levels(lq), self.QUANTILE, dim=1)
+        return ((log_level.exp() - 0.5) / 255.0).clamp_min(0.0)
+
+
 class NoiseEstimator(nn.Module):
     """A photo's noise level, (B, 3, h, w) -> (B,) std on the 0-1 scale: the level `degrade` reports.
 
@@ -121,16 +173,11 @@ class NoiseEstimator(nn.Module):
     crops' sizes instead). Trained with the rest or alone (`vae-enhance train --estimator-only`).
     """
 
-    def __init__(self, width: int = 32):
+    def __init__(self, width: int = 32, luma: bool = False):
         super().__init__()
-        w = width
-        act = nn.LeakyReLU(0.1)
-        self.body = nn.Sequential(
-            nn.Conv2d(12, w, 3, padding=1), act,  # (B, w, h/2, w/2)
-            nn.Conv2d(w, 2 * w, 2, stride=2), act, nn.Conv2d(2 * w, 2 * w, 3, padding=1), act,  # 1/4
-            nn.Conv2d(2 * w, 2 * w, 2, stride=2), act, nn.Conv2d(2 * w, 2 * w, 3, padding=1), act,  # 1/8
-            nn.Conv2d(2 * w, 1, 1),
-        )  # fmt: skip
+        self.body = _estimator_body(12, width)
+        # The larger of this reading and a grey-grain one (LumaReader): this body reads chroma noise.
+        self.luma = LumaReader(width) if luma else None
 
     def log_levels(self, lq: torch.Tensor) -> torch.Tensor:
         """Each position's log(255 * level + 0.5), (B, N): the scale the estimator is trained on."""
@@ -140,7 +187,8 @@ class NoiseEstimator(nn.Module):
 
     def forward(self, lq: torch.Tensor) -> torch.Tensor:
         log_level = self.log_levels(lq).median(dim=1).values
-        return ((log_level.exp() - 0.5) / 255.0).clamp_min(0.0)
+        level = ((log_level.exp() - 0.5) / 255.0).clamp_min(0.0)
+        return level if self.luma is None else torch.maximum(level, self.luma(lq))
 
 
 class PriorNet(nn.Module):
@@ -269,7 +317,7 @@ class VAEEnhancer(
         self.prior_net = PriorNet(config)
         self.posterior_net = PosteriorNet(config)
         self.decoder = Decoder(config)
-        self.noise_estimator = NoiseEstimator() if config.noise_estimator else None
+        self.noise_estimator = NoiseEstimator(luma=config.luma_estimator) if config.noise_estimator else None
         # Keyed by str(scale); the denoising estimator above keeps its name, so older weights load as they are.
         self.sr_estimators = (
             nn.ModuleDict({str(s): NoiseEstimator() for s in config.scales if s > 1}) if config.sr_estimators else None

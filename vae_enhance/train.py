@@ -29,7 +29,16 @@ from tqdm import tqdm
 
 from vae_enhance.config import PRESETS, ModelConfig
 from vae_enhance.data import CropSampler, list_images, load_images, split
-from vae_enhance.degrade import Degradation, add_noise, camera_noise, degrade, downscale, quantize8
+from vae_enhance.degrade import (
+    Degradation,
+    add_noise,
+    camera_noise,
+    degrade,
+    downscale,
+    grey_grain,
+    quantize8,
+    zoom_in,
+)
 from vae_enhance.hub import load_model, save_model
 from vae_enhance.metrics import psnr, psnr_y
 from vae_enhance.model import VAEEnhancer
@@ -63,6 +72,7 @@ class TrainConfig:
     best_of_weight: float = 0.5
     level_known: float = 0.5  # fraction of inputs whose noise level the model is told (noise_input models)
     estimator_only: bool = False  # train only the noise estimator (the rest from --init, frozen)
+    luma_reader: bool = False  # train only the denoising estimator's grey-grain reader, on grey grain (zoomed crops)
     scales: tuple[int, ...] = (1, 1, 2, 4)  # cycled per step: denoising gets half the steps
     clean_fraction: float = 0.05
     sr_clean_fraction: float = 0.5
@@ -71,6 +81,7 @@ class TrainConfig:
     correlated_fraction: float = 0.0
     jpeg_fraction: float = 0.0
     luma_fraction: float = 0.0
+    grey_fraction: float = 0.0
     zero_mean: bool = False  # camera noise without its tone-curve bias (degrade.unbias)
     blur_max: float = 0.0
     ema: float = 0.999
@@ -101,6 +112,11 @@ class TrainConfig:
             raise ValueError(
                 "--estimator-only needs a model with a noise estimator (--shape '{\"noise_estimator\": true}')"
             )
+        if self.luma_reader and (self.estimator_only or self.scales != (1,) or not self.model_config().luma_estimator):
+            raise ValueError(
+                "--luma-reader trains alone (not with --estimator-only), at --scales 1, a model with a luma reader "
+                '(--shape \'{"noise_estimator": true, "luma_estimator": true}\')'
+            )
 
     def model_config(self) -> ModelConfig:
         """The preset, with `shape`'s fields replaced."""
@@ -120,6 +136,7 @@ class TrainConfig:
             correlated_fraction=self.correlated_fraction,
             jpeg_fraction=self.jpeg_fraction,
             luma_fraction=self.luma_fraction,
+            grey_fraction=self.grey_fraction,
             zero_mean=self.zero_mean,
             blur_max=self.blur_max,
         )
@@ -347,6 +364,9 @@ class Run:
             self.model.requires_grad_(False)
             # Only the estimators that read this run's scales: an x2/x4-only run leaves the denoising one as it is.
             trained = nn.ModuleList(self.model.estimators(cfg.scales)).requires_grad_(True)
+        if cfg.luma_reader:
+            self.model.requires_grad_(False)
+            trained = self.model.noise_estimator.luma.requires_grad_(True)
         self.opt = torch.optim.AdamW(trained.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, self.lr_factor)
         self.step_fn: nn.Module = TrainStep(self.model)
@@ -377,9 +397,8 @@ class Run:
         self.ema.update_parameters(self.model)
         self.step += 1
 
-    def estimator_step(self, lq: torch.Tensor, level: torch.Tensor, scale: int) -> dict:
-        """One step of the noise estimator for this scale alone (the rest of the model frozen)."""
-        estimator = self.model.estimator(scale)
+    def estimator_step(self, estimator: nn.Module, lq: torch.Tensor, level: torch.Tensor) -> dict:
+        """One step of a noise estimator (or the luma reader) alone, the rest of the model frozen."""
         estimator.train()
         loss = estimator_loss(estimator, lq, level)
         self._update(loss)
@@ -395,9 +414,12 @@ class Run:
         scale = cfg.scales[step % len(cfg.scales)]
         side = cfg.sr_lq_patch * scale if scale > 1 else 0  # 0: the sampler's --patch
         hq = self.sampler.sample(cfg.batch, side).to(self.device)
+        if cfg.luma_reader:
+            lq, level = grey_grain(zoom_in(hq, self.noise_gen), self.noise_gen)
+            return self.estimator_step(model.noise_estimator.luma, lq, level)
         lq, level = degrade(hq, scale, self.noise_gen, self.mix)
         if cfg.estimator_only:
-            return self.estimator_step(lq, level, scale)
+            return self.estimator_step(model.estimator(scale), lq, level)
         # Tell the level to some inputs; the rest learn to judge it (blind).
         told = torch.rand(level.shape, generator=self.noise_gen, device=self.device) < cfg.level_known
         if self.use_cuda:
