@@ -7,8 +7,9 @@
 A run's --out folder holds the weights of its best validation score, which is the right choice for the
 VAE but not for a part trained alone (an estimator, the luma reader): validation scores the whole model,
 and a reader that has just begun to learn can score best. This writes the EMA of the last step instead.
-`--parts` replaces the named modules (state-dict prefixes) with those of `--parts-from` (a model folder,
-repo id or anything load_model takes): a VAE judged with the shipped estimators, for instance.
+`--parts` takes the named modules (state-dict prefixes) from `--parts-from` (a model folder, repo id or
+anything load_model takes) and the config from it too: a VAE trained without estimators, judged with the
+shipped ones and their prior scale, for instance.
 """
 
 from __future__ import annotations
@@ -28,26 +29,32 @@ from vae_enhance.model import VAEEnhancer  # noqa: E402
 EMA_PREFIX = "module."  # AveragedModel keeps the averaged model under .module
 
 
-def last_ema(checkpoint: Path) -> VAEEnhancer:
-    """The model of a train.py checkpoint, with its EMA weights."""
+def last_ema(checkpoint: Path) -> tuple[ModelConfig, dict[str, torch.Tensor]]:
+    """The model config of a train.py checkpoint and its EMA weights."""
     ckpt = torch.load(checkpoint, map_location="cpu", weights_only=True)
-    model = VAEEnhancer(ModelConfig.from_dict(ckpt["config"]))
-    state = {k[len(EMA_PREFIX) :]: v for k, v in ckpt["ema"].items() if k.startswith(EMA_PREFIX)}
-    model.load_state_dict(state)
     print(f"{checkpoint}: step {ckpt['step']}")
-    return model
+    ema = {k[len(EMA_PREFIX) :]: v for k, v in ckpt["ema"].items() if k.startswith(EMA_PREFIX)}
+    return ModelConfig.from_dict(ckpt["config"]), ema
 
 
-def take_parts(model: VAEEnhancer, donor: VAEEnhancer, parts: list[str]) -> None:
-    """Copy every tensor under each prefix in `parts` from donor into model (shapes must agree)."""
-    state, donor_state = model.state_dict(), donor.state_dict()
+def with_parts(ema: dict[str, torch.Tensor], donor: VAEEnhancer, parts: list[str]) -> VAEEnhancer:
+    """The donor's config and its tensors under each prefix in `parts`; every other tensor from `ema`.
+
+    The donor's config: a run trained without estimators (`--preset small --init weights`) gets the
+    donor's estimators, their flags and its prior scale."""
+    model = VAEEnhancer(donor.config)
+    state = donor.state_dict()
     for part in parts:
-        keys = [k for k in donor_state if k.startswith(part + ".")]
-        if not keys:
+        if not any(k.startswith(part + ".") for k in state):
             raise SystemExit(f"the donor model has no part {part!r}")
-        for k in keys:
-            state[k] = donor_state[k]
+    for k, v in ema.items():
+        if any(k.startswith(part + ".") for part in parts):
+            continue
+        if k not in state or state[k].shape != v.shape:
+            raise SystemExit(f"the run's {k} has no place of that shape in the donor's model: not the same network")
+        state[k] = v
     model.load_state_dict(state)
+    return model
 
 
 def main() -> None:
@@ -57,12 +64,15 @@ def main() -> None:
     parser.add_argument("--parts-from", default=None, help="model to take --parts from")
     parser.add_argument("--parts", default="", help="comma-separated state-dict prefixes, e.g. noise_estimator")
     args = parser.parse_args()
-    model = last_ema(args.checkpoint)
+    config, ema = last_ema(args.checkpoint)
     parts = [p for p in args.parts.split(",") if p]
+    if parts and args.parts_from is None:
+        parser.error("--parts needs --parts-from")
     if parts:
-        if args.parts_from is None:
-            parser.error("--parts needs --parts-from")
-        take_parts(model, load_model(args.parts_from, device="cpu"), parts)
+        model = with_parts(ema, load_model(args.parts_from, device="cpu"), parts)
+    else:
+        model = VAEEnhancer(config)
+        model.load_state_dict(ema)
     print(f"wrote {save_model(model.eval(), args.out)}")
 
 

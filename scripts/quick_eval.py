@@ -29,6 +29,8 @@ blur, which a denoiser should leave near zero however hard it is told to work. `
 change of the denoising estimator trades: the automatic output on the held-out crops as they are and zoomed
 3x, clean, with grey grain, camera noise and sigma-15 noise (see auto_text). `heldout_grain` tells the
 model the RMS (and 1.5x it) of grey grain blurred 0.5, 1 or 2 px, beside FFDNet (see grain_text).
+`heldout_greycam` is grey grain whose level follows the brightness (the luma of the synthetic camera's
+noise, see greycam_text): what the luma reader's low quantile under-reads.
 """
 
 from __future__ import annotations
@@ -49,6 +51,7 @@ from vae_enhance.hub import load_model  # noqa: E402
 from vae_enhance.image_io import from_float, read_image, to_float, to_rgb_float  # noqa: E402
 from vae_enhance.inference import enhance, estimate_noise  # noqa: E402
 from vae_enhance.metrics import psnr, psnr_y, to_tensor  # noqa: E402
+from vae_enhance.model import LUMA_WEIGHTS  # noqa: E402
 from vae_enhance.train import TrainConfig, val_batches, validate  # noqa: E402
 from vae_enhance.uncertainty import variation_stats  # noqa: E402
 
@@ -187,6 +190,39 @@ def auto_text(model, train: Path) -> str:
     return f"auto: {', '.join(parts)}; mean {mean:.2f}"
 
 
+def greycam_text(model, train: Path, gain: float = 1.5) -> str:
+    """The luma of synthetic camera noise (times `gain`), the same on R, G and B, on the held-out crops as they
+    are (z1) and zoomed 3x (z3): grey grain whose level follows the brightness, as a real camera's does. Per
+    zoom the RMS, the denoising estimator's reading and its luma reader's (when it has one), and the output
+    automatic and told the RMS (one draw each, seed 0)."""
+    gen = torch.Generator().manual_seed(0)
+    luma = torch.tensor(LUMA_WEIGHTS).view(1, 3, 1, 1)
+    parts = []
+    for zoom in (1, 3):
+        rows = []
+        for crop in heldout_crops(train):
+            side = crop.shape[0]
+            c = side // zoom // 2 * 2
+            y = (side - c) // 2
+            hq8 = crop if zoom == 1 else bicubic(np.ascontiguousarray(crop[y : y + c, y : y + c]), (side, side))
+            hq = torch.from_numpy(to_float(hq8)).permute(2, 0, 1)[None].float()
+            grain = (gain * camera_noise(hq, gen) * luma).sum(dim=1, keepdim=True).expand(-1, 3, -1, -1)
+            lq = quantize8(hq + grain)
+            rms = 255 * (lq - hq).square().mean().sqrt().item()
+            lq8 = from_float(lq[0].permute(1, 2, 0).numpy(), np.uint8)
+            reader = model.noise_estimator.luma
+            read_luma = 255 * reader(lq).item() if reader is not None else np.nan
+            auto = psnr(to_tensor(to_float(enhance(model, lq8, 1))), hq.double()).item()
+            told = psnr(to_tensor(to_float(enhance(model, lq8, 1, noise_level=rms))), hq.double()).item()
+            rows.append((psnr(lq.double(), hq.double()).item(), rms, estimate_noise(model, lq8), read_luma, auto, told))
+        v = np.array(rows).mean(axis=0)
+        parts.append(
+            f"z{zoom} input {v[0]:.2f} dB, RMS {v[1]:.2f}, read {v[2]:.2f} (luma reader {v[3]:.2f}), "
+            f"out auto {v[4]:.2f}, told {v[5]:.2f}"
+        )
+    return "grey camera noise: " + "; ".join(parts)
+
+
 def grain_text(model, train: Path, blurs=(0.5, 1.0, 2.0), rms: float = 6.0) -> str:
     """Grey grain of each blur (px) at RMS 6 on every other held-out crop zoomed 3x: the output told the
     RMS and 1.5x it, beside FFDNet told 10 and 15 (where installed). Fine grain (0.5 px) is nearly white
@@ -280,8 +316,8 @@ def main() -> None:
     parser.add_argument(
         "--what",
         default="sr2,sr4,dn25,real,var",
-        help="also heldout_var,heldout_est,heldout_camera,heldout_grey,heldout_grain,heldout_tone,heldout_auto,"
-        "heldout_val",
+        help="also heldout_var,heldout_est,heldout_camera,heldout_grey,heldout_greycam,heldout_grain,heldout_tone,"
+        "heldout_auto,heldout_val",
     )
     args = parser.parse_args()
     what = set(args.what.split(","))
@@ -330,6 +366,8 @@ def main() -> None:
             row.append(grey_text(model, args.train))
         if "heldout_auto" in what and 1 in model.config.scales and model.noise_estimator is not None:
             row.append(auto_text(model, args.train))
+        if "heldout_greycam" in what and 1 in model.config.scales and model.noise_estimator is not None:
+            row.append(greycam_text(model, args.train))
         if "heldout_grain" in what and 1 in model.config.scales and told:
             row.append(grain_text(model, args.train))
         if "heldout_tone" in what and 1 in model.config.scales and told:

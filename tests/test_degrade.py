@@ -237,6 +237,21 @@ def test_grey_grain_is_the_same_on_every_channel_and_its_level_is_its_rms():
     assert (clean < 1 / 255).all()  # only the rounding to 8 bits
 
 
+def test_grey_grain_from_the_camera_is_grey_and_follows_the_brightness():
+    # Left half dark, right half bright: the camera's grain differs between them, the white grain does not.
+    hq = torch.cat([torch.full((8, 3, 128, 64), 0.15), torch.full((8, 3, 128, 64), 0.75)], dim=-1)
+    ratios = {}
+    for fraction in (0.0, 1.0):
+        lq, level = grey_grain(hq, _gen(0), clean_fraction=0.0, jpeg_fraction=0.0, camera_fraction=fraction)
+        noise = lq - hq
+        torch.testing.assert_close(level, noise.square().mean(dim=(1, 2, 3)).sqrt())
+        assert torch.equal(noise[:, 0], noise[:, 1]) and torch.equal(noise[:, 0], noise[:, 2])  # grey
+        dark, bright = noise[..., :64].std(dim=(1, 2, 3)), noise[..., 64:].std(dim=(1, 2, 3))
+        ratios[fraction] = (dark / bright).log().abs()
+    assert ratios[0.0].max() < 0.12  # 0.05 at most, measured: sampling error of the std
+    assert ratios[1.0].min() > 0.15  # 0.26-0.54, measured: the shadows are noisier
+
+
 def test_zoom_in_enlarges_the_centre_of_the_chosen_crops():
     hq = _batch(shape=(4, 3, 64, 64))
     assert torch.equal(zoom_in(hq, _gen(0), fraction=0.0), hq)

@@ -199,8 +199,22 @@ def test_luma_reader_sees_only_luma_and_the_estimator_reports_the_larger_reading
         torch.testing.assert_close(255 * estimator(lq), torch.full((2,), 40.0))
         _read_as(luma.body[-1], 2.0)
         torch.testing.assert_close(255 * estimator(lq), torch.full((2,), 10.0))
+        _read_as(estimator.body[-1], 20.0)  # above the most grain the reader was trained on (16): not asked
+        _read_as(luma.body[-1], 40.0)
+        torch.testing.assert_close(255 * estimator(lq), torch.full((2,), 20.0))
+        colour = estimator.log_levels  # a batch with one photo each side of the ceiling: only one is asked
+        estimator.log_levels = lambda x: torch.log(torch.tensor([[20.5], [10.5]]))
+        torch.testing.assert_close(255 * estimator(lq), torch.tensor([20.0, 40.0]))
+        estimator.log_levels = colour
+        _read_as(estimator.body[-1], 10.0)
     save_model(model, tmp_path)  # the reader travels with the weights
     back = load_model(tmp_path)
     assert back.config.luma_estimator and back.noise_estimator.luma is not None
     with torch.no_grad():
         torch.testing.assert_close(back.noise_estimator(lq), estimator(lq))
+    for dtype in (torch.bfloat16, torch.float16):  # load_model's opt-ins: torch.quantile takes neither
+        half = load_model(tmp_path, device="cpu", dtype=dtype)
+        with torch.no_grad():
+            reading = half.noise_estimator(lq.to(dtype))
+        assert reading.dtype == dtype
+        torch.testing.assert_close(reading.float(), estimator(lq), atol=0.01, rtol=0.05)

@@ -178,7 +178,7 @@ def test_export_ema_writes_the_last_steps_weights_with_parts_from_another_model(
     last = ve.load_model(tmp_path / "last", device="cpu").state_dict()
     assert last.keys() == ema.keys() and all(torch.equal(last[k], ema[k]) for k in ema)
 
-    donor = VAEEnhancer(PRESETS["tiny"])  # fresh weights: nothing like the trained ones
+    donor = VAEEnhancer(replace(PRESETS["tiny"], prior_scale=0.5))  # fresh weights: nothing like the trained ones
     save_model(donor, tmp_path / "donor")
     argv = ["export_ema.py", str(trained_dir / "checkpoint.pt"), str(tmp_path / "mixed"), "--parts-from"]
     monkeypatch.setattr(sys, "argv", [*argv, str(tmp_path / "donor"), "--parts", "decoder"])
@@ -186,6 +186,7 @@ def test_export_ema_writes_the_last_steps_weights_with_parts_from_another_model(
     mixed, donor_state = ve.load_model(tmp_path / "mixed", device="cpu").state_dict(), donor.state_dict()
     for k in ema:
         assert torch.equal(mixed[k], donor_state[k] if k.startswith("decoder.") else ema[k]), k
+    assert ve.load_model(tmp_path / "mixed", device="cpu").config.prior_scale == 0.5  # the donor's config
     monkeypatch.setattr(sys, "argv", [*argv, str(tmp_path / "donor"), "--parts", "no_such_part"])
     with pytest.raises(SystemExit, match="no part 'no_such_part'"):
         export_ema.main()

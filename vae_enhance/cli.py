@@ -108,7 +108,12 @@ def _add_train(sub) -> None:
     p.add_argument("--clean-fraction", type=float, default=d["clean_fraction"], help="denoising inputs left clean")
     p.add_argument("--sr-clean-fraction", type=float, default=d["sr_clean_fraction"], help="SR inputs left clean")
     p.add_argument("--sr-sigma-max", type=float, default=d["sr_sigma_max"], help="noise ceiling of SR inputs (0-255)")
-    p.add_argument("--camera-fraction", type=float, default=d["camera_fraction"], help="noisy inputs with camera noise")
+    p.add_argument(
+        "--camera-fraction",
+        type=float,
+        default=d["camera_fraction"],
+        help="noisy inputs with camera noise (--luma-reader: grain that is the luma of camera noise)",
+    )
     p.add_argument("--correlated-fraction", type=float, default=d["correlated_fraction"], help="... correlated noise")
     p.add_argument("--jpeg-fraction", type=float, default=d["jpeg_fraction"], help="camera-like inputs through JPEG")
     p.add_argument("--luma-fraction", type=float, default=d["luma_fraction"], help="camera-like noise made nearly grey")

@@ -140,6 +140,7 @@ class LumaReader(nn.Module):
     HIGHPASS_SIGMA = 2.0
     HIGHPASS_GAIN = 8.0
     QUANTILE = 0.1
+    CEILING = 16.0 / 255.0  # degrade.GRAIN_RMS_MAX when it was trained
 
     def __init__(self, width: int = 32):
         super().__init__()
@@ -159,8 +160,9 @@ class LumaReader(nn.Module):
         return self.body(F.pixel_unshuffle(self.HIGHPASS_GAIN * fine, 2)).flatten(1)
 
     def forward(self, lq: torch.Tensor) -> torch.Tensor:
-        log_level = torch.quantile(self.log_levels(lq), self.QUANTILE, dim=1)
-        return ((log_level.exp() - 0.5) / 255.0).clamp_min(0.0)
+        # In float32: torch.quantile takes no bfloat16 (a model loaded with dtype=torch.bfloat16).
+        log_level = torch.quantile(self.log_levels(lq).float(), self.QUANTILE, dim=1)
+        return ((log_level.exp() - 0.5) / 255.0).clamp_min(0.0).to(lq.dtype)
 
 
 class NoiseEstimator(nn.Module):
@@ -188,7 +190,16 @@ class NoiseEstimator(nn.Module):
     def forward(self, lq: torch.Tensor) -> torch.Tensor:
         log_level = self.log_levels(lq).median(dim=1).values
         level = ((log_level.exp() - 0.5) / 255.0).clamp_min(0.0)
-        return level if self.luma is None else torch.maximum(level, self.luma(lq))
+        if self.luma is None:
+            return level
+        # The reader is asked only where this reading is below the most grain it was trained on: above that
+        # its reading means nothing, and strong noise (sigma 25 and up) is denoised without its cost.
+        low = level < self.luma.CEILING
+        if not low.any():
+            return level
+        luma = torch.zeros_like(level)
+        luma[low] = self.luma(lq[low])
+        return torch.maximum(level, luma)
 
 
 class PriorNet(nn.Module):

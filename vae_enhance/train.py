@@ -415,7 +415,8 @@ class Run:
         side = cfg.sr_lq_patch * scale if scale > 1 else 0  # 0: the sampler's --patch
         hq = self.sampler.sample(cfg.batch, side).to(self.device)
         if cfg.luma_reader:
-            lq, level = grey_grain(zoom_in(hq, self.noise_gen), self.noise_gen)
+            # --camera-fraction: how much of the grain is the camera's (its level follows the brightness).
+            lq, level = grey_grain(zoom_in(hq, self.noise_gen), self.noise_gen, camera_fraction=cfg.camera_fraction)
             return self.estimator_step(model.noise_estimator.luma, lq, level)
         lq, level = degrade(hq, scale, self.noise_gen, self.mix)
         if cfg.estimator_only:
