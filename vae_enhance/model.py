@@ -139,7 +139,7 @@ class LumaReader(nn.Module):
 
     HIGHPASS_SIGMA = 2.0
     HIGHPASS_GAIN = 8.0
-    QUANTILE = 0.1
+    QUANTILE = 0.2
     CEILING = 16.0 / 255.0  # degrade.GRAIN_RMS_MAX when it was trained
 
     def __init__(self, width: int = 32):
