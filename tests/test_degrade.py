@@ -21,6 +21,7 @@ from vae_enhance.degrade import (
     grey_grain,
     jpeg,
     sample_sigma,
+    spare_edges,
     unbias,
     zoom_in,
 )
@@ -45,6 +46,8 @@ RANDOM_OPS = {
     "degrade_x1_grey": lambda x, g: degrade(x, 1, g, GREY)[0],
     "degrade_x1_grey_white": lambda x, g: degrade(x, 1, g, Degradation(grey_fraction=1.0))[0],
     "degrade_x1_zero_mean": lambda x, g: degrade(x, 1, g, Degradation(camera_fraction=1.0, zero_mean=True))[0],
+    "degrade_x1_edges": lambda x, g: degrade(x, 1, g, Degradation(camera_fraction=1.0, edge_fraction=1.0))[0],
+    "spare_edges": lambda x, g: spare_edges(0.02 * torch.randn(x.shape, generator=g), x, g),
     "degrade_x4": lambda x, g: degrade(x, 4, g)[0],
     "add_noise": lambda x, g: add_noise(x, torch.full((x.shape[0],), 0.1), g),
     "camera_noise": lambda x, g: camera_noise(x, g),
@@ -224,6 +227,22 @@ def test_zero_mean_camera_noise_keeps_the_photo_tone():
     assert abs(even.std() / plain.std() - 1) < 0.05
 
 
+def test_spare_edges_leaves_flat_areas_quieter_than_texture():
+    """Edge-aware noise reduction: the flat half keeps a floor of 0.3-1 of its noise, the textured half nearly all."""
+    hq = torch.full((8, 3, 64, 64), 0.5)
+    hq[..., 32:] = _batch(shape=(8, 3, 64, 32))  # right half: dense texture
+    noise = 0.02 * torch.randn(hq.shape, generator=_gen(0))
+    out = spare_edges(noise, hq, _gen(1))
+    inner = (slice(None), slice(None), slice(4, -4))  # away from the border between the halves
+    flat = out[..., :28][inner].flatten(1).std(dim=1) / noise[..., :28][inner].flatten(1).std(dim=1)
+    texture = out[..., 36:][inner].flatten(1).std(dim=1) / noise[..., 36:][inner].flatten(1).std(dim=1)
+    assert (flat > 0.29).all() and (flat < 1.0).all() and (texture > 0.95).all()
+    assert flat.mean() < 0.8 and flat.max() - flat.min() > 0.2  # the floor differs per image
+    mixed = camera_noise(hq, _gen(2), edge_fraction=0.0)
+    spared = camera_noise(hq, _gen(2), edge_fraction=1.0)
+    assert spared[..., :28].std() < mixed[..., :28].std()  # the camera's NR, now edge-aware, quiets flat areas
+
+
 def test_grey_grain_is_the_same_on_every_channel_and_its_level_is_its_rms():
     hq = 0.25 + 0.5 * _batch(shape=(8, 3, 64, 64))  # away from 0 and 1: no clipping
     lq, level = grey_grain(hq, _gen(0), clean_fraction=0.25, jpeg_fraction=0.0)
@@ -286,6 +305,7 @@ def test_jpeg_takes_any_size():
         ({"camera_fraction": 0.6, "correlated_fraction": 0.6}, "at most 1"),
         ({"sr_sigma_max": 1.0}, "sr_sigma_max"),
         ({"blur_max": -1.0}, "blur_max"),
+        ({"edge_fraction": -0.1}, "edge_fraction"),
     ],
 )
 def test_degradation_validation(changes, message):

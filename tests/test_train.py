@@ -92,7 +92,10 @@ def _assert_same_state(a, b, path="checkpoint"):
 
 
 # Every part of a step that draws random numbers: real-photo noise, JPEG, best-of-K, a told/blind noise level.
-EXACT_ARGS = ["--camera-fraction", "0.3", "--correlated-fraction", "0.2", "--jpeg-fraction", "0.5", "--best-of", "2"]
+EXACT_ARGS = [
+    *("--camera-fraction", "0.3", "--correlated-fraction", "0.2", "--jpeg-fraction", "0.5", "--edge-fraction", "0.5"),
+    *("--best-of", "2"),
+]
 
 
 def test_resumed_run_equals_an_uninterrupted_one(train_data, tmp_path):

@@ -121,6 +121,12 @@ def _add_train(sub) -> None:
     p.add_argument(
         "--zero-mean", action="store_true", help="camera noise without its tone-curve bias (removes grain, not tone)"
     )
+    p.add_argument(
+        "--edge-fraction",
+        type=float,
+        default=d["edge_fraction"],
+        help="camera noise whose noise reduction spares edges (flat areas quieter than texture)",
+    )
     p.add_argument("--blur-max", type=float, default=d["blur_max"], help="max Gaussian blur sigma before downscaling")
     p.add_argument("--val-every", type=int, default=d["val_every"], help="validate and checkpoint every N steps")
     p.add_argument("--val-count", type=int, default=d["val_count"], help="training images held out for validation")

@@ -42,6 +42,8 @@ class Degradation:
     grey_fraction:       white Gaussian noise left with 0-20 % of its chroma: fine grey grain, which a
                          model that has seen only coloured white noise under-removes when told its RMS.
     zero_mean:           camera noise made zero-mean at every brightness (see `unbias`).
+    edge_fraction:       camera noise whose noise reduction is edge-aware (see `spare_edges`): flat areas
+                         are left quieter than texture.
     blur_max:            Gaussian blur sigma, in pixels, before downscaling (uniform from 0; 0 = none).
     """
 
@@ -54,6 +56,7 @@ class Degradation:
     luma_fraction: float = 0.0
     grey_fraction: float = 0.0
     zero_mean: bool = False
+    edge_fraction: float = 0.0
     blur_max: float = 0.0
 
     def __post_init__(self) -> None:
@@ -65,6 +68,7 @@ class Degradation:
             "jpeg_fraction",
             "luma_fraction",
             "grey_fraction",
+            "edge_fraction",
         ):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
@@ -177,6 +181,27 @@ def camera_noise_reduction(noise: torch.Tensor, generator: torch.Generator) -> t
     return torch.einsum("ij,bjhw->bihw", torch.linalg.inv(ycc), torch.cat([y, cbcr], dim=1))
 
 
+# What an edge-aware noise reduction leaves on flat areas (per image) and the texture, in multiples of the
+# noise's RMS, at which it keeps half of the rest. Cameras smooth flat areas hard and spare edges and
+# texture, where smoothing would show; their grain is then weaker on a sky than on foliage.
+EDGE_FLOOR = (0.3, 1.0)
+EDGE_KNEE = 2.0
+
+
+def spare_edges(noise: torch.Tensor, clean: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """noise (B, 3, H, W) damped where `clean` is flat: each pixel keeps floor + (1 - floor) t^2 / (t^2 + k^2)
+    of it, t the local std of clean's luma (1.5 px Gaussian window), k EDGE_KNEE times the noise's RMS, the
+    floor drawn per image from EDGE_FLOOR. A reading of flat areas alone then falls short of the photo's
+    level, as it does on real camera photos."""
+    batch = noise.shape[0]
+    luma = torch.einsum("j,bjhw->bhw", _YCC[0].to(clean), clean)[:, None]
+    window = torch.full((batch,), 1.5, device=clean.device, dtype=clean.dtype)
+    texture = (_blur(luma.square(), window) - _blur(luma, window).square()).clamp_min(0)
+    knee = EDGE_KNEE**2 * noise.square().mean(dim=(1, 2, 3), keepdim=True)  # k^2
+    floor = _per_image(_uniform((batch,), *EDGE_FLOOR, generator, noise))
+    return noise * (floor + (1 - floor) * texture / (texture + knee + 1e-12))
+
+
 def _random_ccm(batch: int, generator: torch.Generator, like: torch.Tensor) -> torch.Tensor:
     """(B, 3, 3) camera-to-sRGB colour matrices: negative off-diagonals, rows summing to 1 (white stays white)."""
     off = _uniform((batch, 3, 3), -0.4, -0.05, generator, like) * (1 - torch.eye(3, device=like.device))
@@ -213,6 +238,7 @@ def camera_noise(
     strength: float = 1.0,
     luma: torch.Tensor | None = None,
     zero_mean: bool = False,
+    edge_fraction: float = 0.0,
 ) -> torch.Tensor:
     """The noise a simulated camera leaves on the sRGB photo `clean` (B, 3, H, W), H and W even.
 
@@ -222,6 +248,7 @@ def camera_noise(
     photo's own content is not altered, only its noise is made. Three images in four then go through
     the camera's noise reduction (`camera_noise_reduction`); those where `luma` (B,) is true always do,
     and keep only 0-20 % of their chroma after it. `zero_mean`: the noise less its bias (`unbias`).
+    `edge_fraction` of the images with noise reduction have it edge-aware (`spare_edges`).
     """
     import kornia
     from kornia.color import CFA
@@ -258,6 +285,9 @@ def camera_noise(
         noise = unbias(noise, clean)
     # Most images get the camera's noise reduction; some come out raw-like, as with NR turned off.
     reduced = camera_noise_reduction(noise, generator)
+    if edge_fraction > 0:
+        edge = _chance(batch, edge_fraction, generator, clean)
+        reduced = torch.where(_per_image(edge), spare_edges(reduced, clean, generator), reduced)
     use = _chance(batch, 0.75, generator, clean)
     if luma is not None:
         reduced, use = _damp_chroma_where(reduced, luma, generator), use | luma
@@ -324,7 +354,7 @@ def degrade(
         # Residual noise after in-camera noise reduction is milder than the white noise range.
         lq = torch.where(correlated, clean + correlated_noise(clean, sigma * 0.5, generator, luma), lq)
     if mix.camera_fraction > 0:
-        made = camera_noise(clean, generator, high / SIGMA_MAX, luma, mix.zero_mean)
+        made = camera_noise(clean, generator, high / SIGMA_MAX, luma, mix.zero_mean, mix.edge_fraction)
         lq = torch.where(camera & noisy, clean + made, lq)
     # Camera-like inputs are saved photos: 8-bit and sometimes JPEG (also the clean ones).
     photo = camera | correlated

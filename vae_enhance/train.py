@@ -83,6 +83,7 @@ class TrainConfig:
     luma_fraction: float = 0.0
     grey_fraction: float = 0.0
     zero_mean: bool = False  # camera noise without its tone-curve bias (degrade.unbias)
+    edge_fraction: float = 0.0  # camera noise reduction that spares edges (degrade.spare_edges)
     blur_max: float = 0.0
     ema: float = 0.999
     val_every: int = 1000
@@ -138,6 +139,7 @@ class TrainConfig:
             luma_fraction=self.luma_fraction,
             grey_fraction=self.grey_fraction,
             zero_mean=self.zero_mean,
+            edge_fraction=self.edge_fraction,
             blur_max=self.blur_max,
         )
 
