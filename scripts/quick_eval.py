@@ -86,6 +86,16 @@ def heldout_crops(train: Path, side: int = 320) -> list[np.ndarray]:
     return crops
 
 
+def zoomed(crop: np.ndarray, zoom: int) -> tuple[np.ndarray, torch.Tensor]:
+    """A held-out crop's centre 1/zoom enlarged back to its side (bicubic; zoom 1: the crop as it is), as 8-bit
+    RGB and as a (1, 3, H, W) float tensor: as smooth at the pixel scale as a full-resolution camera crop."""
+    side = crop.shape[0]
+    c = side // zoom // 2 * 2
+    y = (side - c) // 2
+    hq8 = crop if zoom == 1 else bicubic(np.ascontiguousarray(crop[y : y + c, y : y + c]), (side, side))
+    return hq8, torch.from_numpy(to_float(hq8)).permute(2, 0, 1)[None].float()
+
+
 def estimator_text(model, train: Path) -> str:
     """Mean (max) readings on the held-out photos, clean and with sigma-15 noise, at every scale of the model."""
     photos = [from_float(to_rgb_float(read_image(p)), np.uint8) for p in heldout_paths(train)]
@@ -128,12 +138,8 @@ def edgecam_text(model, train: Path, strength: float = 2.0) -> str:
     gen = torch.Generator().manual_seed(2)
     rows: dict[int, list[tuple[float, ...]]] = {1: [], 3: []}
     for crop in heldout_crops(train):
-        side = crop.shape[0]
         for zoom in rows:
-            c = side // zoom // 2 * 2
-            y = (side - c) // 2
-            hq8 = crop if zoom == 1 else bicubic(np.ascontiguousarray(crop[y : y + c, y : y + c]), (side, side))
-            hq = torch.from_numpy(to_float(hq8)).permute(2, 0, 1)[None].float()
+            hq8, hq = zoomed(crop, zoom)
             lq = quantize8(hq + camera_noise(hq, gen, strength, edge_fraction=1.0))
             rms = 255 * (lq - hq).square().mean().sqrt().item()
             lq8 = from_float(lq[0].permute(1, 2, 0).numpy(), np.uint8)
@@ -163,10 +169,7 @@ def grey_cases(train: Path, zoom: int = 3):
     gen = torch.Generator().manual_seed(0)
     for crop in heldout_crops(train):
         side = crop.shape[0]
-        c = side // zoom // 2 * 2
-        y = (side - c) // 2
-        hq8 = bicubic(np.ascontiguousarray(crop[y : y + c, y : y + c]), (side, side))
-        hq = torch.from_numpy(to_float(hq8)).permute(2, 0, 1)[None].float()
+        hq8, hq = zoomed(crop, zoom)
         level = 3 + 6 * torch.rand(1, generator=gen).item()
         lq = quantize8(hq + grey_grain(side, gen) * level / 255)
         rms = 255 * (lq - hq).square().mean().sqrt().item()
@@ -203,10 +206,7 @@ def auto_text(model, train: Path) -> str:
     for crop in heldout_crops(train):
         side = crop.shape[0]
         for zoom in (1, 3):
-            c = side // zoom // 2 * 2
-            y = (side - c) // 2
-            hq8 = crop if zoom == 1 else bicubic(np.ascontiguousarray(crop[y : y + c, y : y + c]), (side, side))
-            hq = torch.from_numpy(to_float(hq8)).permute(2, 0, 1)[None].float()
+            hq8, hq = zoomed(crop, zoom)
             cases = {
                 "clean": hq,
                 "grey6": quantize8(hq + grey_grain(side, gen) * 6 / 255),
@@ -233,11 +233,7 @@ def greycam_text(model, train: Path, gain: float = 1.5) -> str:
     for zoom in (1, 3):
         rows = []
         for crop in heldout_crops(train):
-            side = crop.shape[0]
-            c = side // zoom // 2 * 2
-            y = (side - c) // 2
-            hq8 = crop if zoom == 1 else bicubic(np.ascontiguousarray(crop[y : y + c, y : y + c]), (side, side))
-            hq = torch.from_numpy(to_float(hq8)).permute(2, 0, 1)[None].float()
+            hq8, hq = zoomed(crop, zoom)
             grain = (gain * camera_noise(hq, gen) * luma).sum(dim=1, keepdim=True).expand(-1, 3, -1, -1)
             lq = quantize8(hq + grain)
             rms = 255 * (lq - hq).square().mean().sqrt().item()
@@ -264,10 +260,7 @@ def grain_text(model, train: Path, blurs=(0.5, 1.0, 2.0), rms: float = 6.0) -> s
     rows: dict[float, list[tuple[float, ...]]] = {}
     for crop in heldout_crops(train)[::2]:
         side = crop.shape[0]
-        c = side // 3 // 2 * 2
-        y = (side - c) // 2
-        hq = torch.from_numpy(to_float(bicubic(np.ascontiguousarray(crop[y : y + c, y : y + c]), (side, side))))
-        hq = hq.permute(2, 0, 1)[None].float()
+        _, hq = zoomed(crop, 3)
         for blur in blurs:
             grain = gaussian_blur(torch.randn((1, 1, side, side), generator=gen), torch.tensor([blur]))
             lq = quantize8(hq + grain.expand(-1, 3, -1, -1) / grain.square().mean().sqrt() * rms / 255)
