@@ -20,7 +20,7 @@ from vae_enhance.config import PRESETS
 from vae_enhance.data import CropSampler, list_images, load_images, load_rgb8, split
 from vae_enhance.hub import save_model
 from vae_enhance.model import VAEEnhancer
-from vae_enhance.train import TrainConfig, train, warm_start
+from vae_enhance.train import OVER_TELL_MARGIN, TrainConfig, over_tell, train, warm_start
 
 
 def _log_rows(out):
@@ -94,7 +94,7 @@ def _assert_same_state(a, b, path="checkpoint"):
 # Every part of a step that draws random numbers: real-photo noise, JPEG, best-of-K, a told/blind noise level.
 EXACT_ARGS = [
     *("--camera-fraction", "0.3", "--correlated-fraction", "0.2", "--jpeg-fraction", "0.5", "--edge-fraction", "0.5"),
-    *("--best-of", "2"),
+    *("--best-of", "2", "--over-tell", "0.5"),
 ]
 
 
@@ -345,6 +345,8 @@ def test_sr_lq_patch_trains_on_larger_sr_crops(tmp_path, monkeypatch):
         ({"best_of": -1}, "--best-of"),
         ({"stop_at": -1}, "--stop-at"),
         ({"sr_lq_patch": 20}, "--sr-lq-patch"),
+        ({"over_tell": 1.5}, "--over-tell"),
+        ({"over_tell_max": 0.5}, "--over-tell"),
     ],
 )
 def test_train_config_validation(changes, message):
@@ -355,3 +357,13 @@ def test_train_config_validation(changes, message):
 def test_train_config_rejects_val_every_zero():
     with pytest.raises(ValueError, match="--val-every"):
         TrainConfig(data="d", out="o", val_every=0)
+
+
+def test_over_tell_only_raises_levels_within_its_bounds():
+    level = torch.linspace(0, 30 / 255, 4000)
+    shown = over_tell(level, 0.25, 2.0, torch.Generator().manual_seed(0))
+    raised = shown > level
+    assert 0.2 < raised.float().mean() < 0.3  # about the fraction asked for, clean inputs included
+    assert torch.equal(shown[~raised], level[~raised])  # the rest are told their level
+    assert (shown <= 2.0 * level + OVER_TELL_MARGIN + 1e-7).all()
+    assert torch.equal(over_tell(level, 0.0, 2.0, torch.Generator().manual_seed(0)), level)

@@ -104,6 +104,14 @@ def _add_train(sub) -> None:
         action="store_true",
         help="train only the denoising estimator's grey-grain reader (a model with luma_estimator), on grey grain",
     )
+    p.add_argument(
+        "--over-tell",
+        type=float,
+        default=d["over_tell"],
+        help="fraction of the told inputs told more than their level (up to --over-tell-max times it): "
+        "the model learns to stay gentle when told too much",
+    )
+    p.add_argument("--over-tell-max", type=float, default=d["over_tell_max"], help="see --over-tell")
     p.add_argument("--scales", default=",".join(map(str, d["scales"])), help="scales cycled per step")
     p.add_argument("--clean-fraction", type=float, default=d["clean_fraction"], help="denoising inputs left clean")
     p.add_argument("--sr-clean-fraction", type=float, default=d["sr_clean_fraction"], help="SR inputs left clean")

@@ -71,6 +71,8 @@ class TrainConfig:
     best_of: int = 0  # K prior samples per image whose best one is also scored (0 = off)
     best_of_weight: float = 0.5
     level_known: float = 0.5  # fraction of inputs whose noise level the model is told (noise_input models)
+    over_tell: float = 0.0  # fraction of the told inputs told more than their level (see `over_tell`)
+    over_tell_max: float = 2.0  # the most they are told: their level times this (plus OVER_TELL_MARGIN)
     estimator_only: bool = False  # train only the noise estimator (the rest from --init, frozen)
     luma_reader: bool = False  # train only the denoising estimator's grey-grain reader, on grey grain (zoomed crops)
     scales: tuple[int, ...] = (1, 1, 2, 4)  # cycled per step: denoising gets half the steps
@@ -105,6 +107,8 @@ class TrainConfig:
             raise ValueError("--stop-at and --time-limit must be >= 0 (0 = none)")
         if self.best_of < 0 or not 0.0 <= self.level_known <= 1.0:
             raise ValueError("--best-of must be >= 0 and --level-known in [0, 1]")
+        if not 0.0 <= self.over_tell <= 1.0 or self.over_tell_max < 1.0:
+            raise ValueError("--over-tell must be in [0, 1] and --over-tell-max at least 1")
         self.scales = tuple(int(s) for s in self.scales)
         if not set(self.scales) <= set(self.model_config().scales):
             raise ValueError(f"--scales must be drawn from {self.model_config().scales}")
@@ -170,6 +174,22 @@ def estimator_loss(estimator, lq: torch.Tensor, level: torch.Tensor) -> torch.Te
     return (estimator.log_levels(lq) - torch.log(255 * level + 0.5)[:, None]).abs().mean()
 
 
+# What an over-told input is told at most beyond level x factor: a clean photo is told a little too.
+OVER_TELL_MARGIN = 2.0 / 255.0
+
+
+def over_tell(level: torch.Tensor, fraction: float, most: float, generator: torch.Generator) -> torch.Tensor:
+    """The levels to tell (B,): on `fraction` of the inputs, level x f + m (f log-uniform in [1, most], m uniform
+    in [0, OVER_TELL_MARGIN]), elsewhere the level. A model always told the exact level reads a level above the
+    grain it sees as blotches to smooth; told an upper bound now and then, it learns to judge the grain under
+    it and stays gentle where a reading or a user's slider errs high, as a denoiser trained on white noise does."""
+    batch, like = level.shape[0], dict(device=level.device, dtype=level.dtype)
+    over = torch.rand(batch, generator=generator, **like) < fraction
+    factor = (math.log(most) * torch.rand(batch, generator=generator, **like)).exp()
+    margin = OVER_TELL_MARGIN * torch.rand(batch, generator=generator, **like)
+    return torch.where(over, level * factor + margin, level)
+
+
 class TrainStep(nn.Module):
     """One forward pass of the training objective; DDP wraps this so its hooks see every parameter."""
 
@@ -177,13 +197,17 @@ class TrainStep(nn.Module):
         super().__init__()
         self.model = model
 
-    def forward(self, lq, hq, scale: int, level, told, eps_q: torch.Tensor, eps_k: torch.Tensor | None) -> StepOutput:
-        """level: (B,) the true noise levels, told to the network where `told` is true (else NaN: blind)."""
+    def forward(
+        self, lq, hq, scale: int, level, told, eps_q: torch.Tensor, eps_k: torch.Tensor | None, shown=None
+    ) -> StepOutput:
+        """level: (B,) the true noise levels, which the estimator learns; the network is told `shown` (default:
+        the level) where `told` is true, else NaN (blind)."""
         model = self.model
         estimator = model.estimator(scale)
         est_loss = None if estimator is None else estimator_loss(estimator, lq, level)
         if model.config.noise_input:
-            level = torch.where(told, level, torch.full_like(level, math.nan))
+            shown = level if shown is None else shown
+            level = torch.where(told, shown, torch.full_like(shown, math.nan))
         else:
             level = None
         prior = self.model.encode(lq, scale, level)
@@ -425,6 +449,7 @@ class Run:
             return self.estimator_step(model.estimator(scale), lq, level)
         # Tell the level to some inputs; the rest learn to judge it (blind).
         told = torch.rand(level.shape, generator=self.noise_gen, device=self.device) < cfg.level_known
+        shown = over_tell(level, cfg.over_tell, cfg.over_tell_max, self.noise_gen) if cfg.over_tell else None
         if self.use_cuda:
             hq, lq = hq.contiguous(memory_format=torch.channels_last), lq.contiguous(memory_format=torch.channels_last)
         stride = model.config.latent_stride
@@ -434,7 +459,7 @@ class Run:
         if cfg.best_of:
             eps_k = torch.randn((cfg.best_of * cfg.batch, *grid), generator=self.noise_gen, device=self.device)
         with self.autocast:
-            res = self.step_fn(lq, hq, scale, level, told, eps_q, eps_k)
+            res = self.step_fn(lq, hq, scale, level, told, eps_q, eps_k, shown)
         loss, parts = objective(cfg, step, hq, res)
         self._update(loss)
         with torch.no_grad():
