@@ -157,8 +157,10 @@ def test_luma_reader_trains_alone_on_grey_grain(trained_dir, train_data, tmp_pat
     out = tmp_path / "luma"
     shape = ["--shape", '{"noise_estimator": true, "luma_estimator": true}', "--scales", "1"]
     args = ["train", "--data", str(train_data), "--out", str(out), "--steps", "4", "--init", str(trained_dir)]
-    assert main([*args, "--luma-reader", *TRAIN_ARGS, *shape]) == 0
+    assert main([*args, "--luma-reader", "--zoom-max", "6", "--zoom-fraction", "0.8", *TRAIN_ARGS, *shape]) == 0
     assert "warm start" in capsys.readouterr().out
+    saved = json.loads((out / "train_config.json").read_text())
+    assert (saved["zoom_max"], saved["zoom_fraction"]) == (6.0, 0.8)
     before, after = ve.load_model(trained_dir).state_dict(), ve.load_model(out).state_dict()
     new = {k for k in after if k not in before}
     assert new and all(k.startswith("noise_estimator.luma.") for k in new)
@@ -347,6 +349,8 @@ def test_sr_lq_patch_trains_on_larger_sr_crops(tmp_path, monkeypatch):
         ({"sr_lq_patch": 20}, "--sr-lq-patch"),
         ({"over_tell": 1.5}, "--over-tell"),
         ({"over_tell_max": 0.5}, "--over-tell"),
+        ({"zoom_max": 0.5}, "--zoom-max"),
+        ({"zoom_fraction": 1.5}, "--zoom-fraction"),
     ],
 )
 def test_train_config_validation(changes, message):

@@ -105,6 +105,14 @@ def _add_train(sub) -> None:
         help="train only the denoising estimator's grey-grain reader (a model with luma_estimator), on grey grain",
     )
     p.add_argument(
+        "--zoom-max",
+        type=float,
+        default=d["zoom_max"],
+        help="--luma-reader: some crops (--zoom-fraction) are their centre enlarged up to this many times "
+        "(smooth, like a full-resolution camera frame)",
+    )
+    p.add_argument("--zoom-fraction", type=float, default=d["zoom_fraction"], help="see --zoom-max")
+    p.add_argument(
         "--over-tell",
         type=float,
         default=d["over_tell"],

@@ -75,6 +75,8 @@ class TrainConfig:
     over_tell_max: float = 2.0  # the most they are told: their level times this (plus OVER_TELL_MARGIN)
     estimator_only: bool = False  # train only the noise estimator (the rest from --init, frozen)
     luma_reader: bool = False  # train only the denoising estimator's grey-grain reader, on grey grain (zoomed crops)
+    zoom_max: float = 3.0  # --luma-reader: crops are their centre zoomed up to this (degrade.zoom_in) ...
+    zoom_fraction: float = 0.5  # ... on this fraction of them
     scales: tuple[int, ...] = (1, 1, 2, 4)  # cycled per step: denoising gets half the steps
     clean_fraction: float = 0.05
     sr_clean_fraction: float = 0.5
@@ -109,6 +111,8 @@ class TrainConfig:
             raise ValueError("--best-of must be >= 0 and --level-known in [0, 1]")
         if not 0.0 <= self.over_tell <= 1.0 or self.over_tell_max < 1.0:
             raise ValueError("--over-tell must be in [0, 1] and --over-tell-max at least 1")
+        if self.zoom_max < 1.0 or not 0.0 <= self.zoom_fraction <= 1.0:
+            raise ValueError("--zoom-max must be at least 1 (1: no zoom) and --zoom-fraction in [0, 1]")
         self.scales = tuple(int(s) for s in self.scales)
         if not set(self.scales) <= set(self.model_config().scales):
             raise ValueError(f"--scales must be drawn from {self.model_config().scales}")
@@ -442,7 +446,9 @@ class Run:
         hq = self.sampler.sample(cfg.batch, side).to(self.device)
         if cfg.luma_reader:
             # --camera-fraction: how much of the grain is the camera's (its level follows the brightness).
-            lq, level = grey_grain(zoom_in(hq, self.noise_gen), self.noise_gen, camera_fraction=cfg.camera_fraction)
+            # --zoom-max: how smooth the smoothest crops get (a full-resolution camera frame is smoother than 3x).
+            hq = zoom_in(hq, self.noise_gen, fraction=cfg.zoom_fraction, most=cfg.zoom_max)
+            lq, level = grey_grain(hq, self.noise_gen, camera_fraction=cfg.camera_fraction)
             return self.estimator_step(model.noise_estimator.luma, lq, level)
         lq, level = degrade(hq, scale, self.noise_gen, self.mix)
         if cfg.estimator_only:
