@@ -33,7 +33,8 @@ model the RMS (and 1.5x it) of grey grain blurred 0.5, 1 or 2 px, beside FFDNet 
 noise, see greycam_text): what the luma reader's low quantile under-reads. `heldout_edgecam` is camera
 noise at twice the strength whose noise reduction spares edges (see edgecam_text): quieter on flat areas
 than on texture, as real camera photos are. `heldout_smooth` is fine grey grain on the crops zoomed 1-8x
-(see smooth_text): how the reading falls as photos get as smooth as full-resolution camera frames.
+(see smooth_text): how the reading falls as photos get as smooth as full-resolution camera frames;
+`heldout_smoothedge` the same grain damped on flat parts (zoom 1, 3, 6), as real camera photos leave it.
 """
 
 from __future__ import annotations
@@ -49,7 +50,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from vae_enhance.baselines import bicubic, ffdnet_denoise, load_ffdnet, nl_means, noisy  # noqa: E402
 from vae_enhance.data import list_images, load_images, split  # noqa: E402
-from vae_enhance.degrade import camera_noise, gaussian_blur, quantize8  # noqa: E402
+from vae_enhance.degrade import camera_noise, gaussian_blur, quantize8, spare_edges  # noqa: E402
 from vae_enhance.hub import load_model  # noqa: E402
 from vae_enhance.image_io import from_float, read_image, to_float, to_rgb_float  # noqa: E402
 from vae_enhance.inference import enhance, estimate_noise  # noqa: E402
@@ -164,11 +165,15 @@ def grey_grain(side: int, gen: torch.Generator) -> torch.Tensor:
     return grain / grain.square().mean().sqrt()
 
 
-def smooth_text(model, train: Path, zooms=(1, 2, 3, 4, 6, 8), level: float = 4.28, blur: float = 0.67) -> str:
+def smooth_text(
+    model, train: Path, zooms=(1, 2, 3, 4, 6, 8), level: float = 4.28, blur: float = 0.67, spared: bool = False
+) -> str:
     """Grey grain of RMS 4.28 blurred 0.67 px (CC15's luma noise, by its RMS and its neighbouring pixels'
     correlation) on the held-out crops zoomed 1-8x, one draw each (seed 0 per zoom): the smoother the photo at
     the pixel scale, as a full-resolution camera frame is, the lower a reader trained on textured crops reads
-    the grain. Per zoom the reading as a fraction of the RMS and the output automatic and told the RMS."""
+    the grain. Per zoom the reading as a fraction of the RMS and the output automatic and told the RMS.
+    `spared`: the grain damped on flat parts (degrade.spare_edges, its floor drawn per crop) and brought back
+    to the RMS, as a camera's edge-aware noise reduction leaves it (heldout_smoothedge)."""
     parts = []
     for zoom in zooms:
         gen = torch.Generator().manual_seed(0)
@@ -177,7 +182,10 @@ def smooth_text(model, train: Path, zooms=(1, 2, 3, 4, 6, 8), level: float = 4.2
             side = crop.shape[0]
             _, hq = zoomed(crop, zoom)
             grain = gaussian_blur(torch.randn((1, 1, side, side), generator=gen), torch.tensor([blur]))
-            lq = quantize8(hq + (grain / grain.square().mean().sqrt()).expand(-1, 3, -1, -1) * level / 255)
+            grain = grain.expand(-1, 3, -1, -1)
+            if spared:
+                grain = spare_edges(grain / grain.square().mean().sqrt() * level / 255, hq, gen)
+            lq = quantize8(hq + grain / grain.square().mean().sqrt() * level / 255)
             rms = 255 * (lq - hq).square().mean().sqrt().item()
             lq8 = from_float(lq[0].permute(1, 2, 0).numpy(), np.uint8)
             auto = psnr(to_tensor(to_float(enhance(model, lq8, 1))), hq.double()).item()
@@ -185,7 +193,7 @@ def smooth_text(model, train: Path, zooms=(1, 2, 3, 4, 6, 8), level: float = 4.2
             rows.append((rms, estimate_noise(model, lq8), auto, told))
         v = np.array(rows).mean(axis=0)
         parts.append(f"z{zoom} read {v[1] / v[0]:.2f} of {v[0]:.2f}, out auto {v[2]:.2f}, told {v[3]:.2f}")
-    return "smooth photos, fine grey grain: " + "; ".join(parts)
+    return f"smooth photos, fine grey grain{' spared on edges' if spared else ''}: " + "; ".join(parts)
 
 
 def grey_cases(train: Path, zoom: int = 3):
@@ -367,7 +375,7 @@ def main() -> None:
         "--what",
         default="sr2,sr4,dn25,real,var",
         help="also heldout_var,heldout_est,heldout_camera,heldout_edgecam,heldout_grey,heldout_greycam,"
-        "heldout_grain,heldout_tone,heldout_auto,heldout_val,heldout_smooth",
+        "heldout_grain,heldout_tone,heldout_auto,heldout_val,heldout_smooth,heldout_smoothedge",
     )
     args = parser.parse_args()
     what = set(args.what.split(","))
@@ -422,6 +430,8 @@ def main() -> None:
             row.append(greycam_text(model, args.train))
         if "heldout_smooth" in what and 1 in model.config.scales and model.noise_estimator is not None:
             row.append(smooth_text(model, args.train))
+        if "heldout_smoothedge" in what and 1 in model.config.scales and model.noise_estimator is not None:
+            row.append(smooth_text(model, args.train, zooms=(1, 3, 6), spared=True))
         if "heldout_grain" in what and 1 in model.config.scales and told:
             row.append(grain_text(model, args.train))
         if "heldout_tone" in what and 1 in model.config.scales and told:

@@ -271,6 +271,23 @@ def test_grey_grain_from_the_camera_is_grey_and_follows_the_brightness():
     assert ratios[1.0].min() > 0.15  # 0.26-0.54, measured: the shadows are noisier
 
 
+def test_grey_grain_spared_on_edges_is_quieter_on_flat_parts_at_the_same_level():
+    hq = torch.full((8, 3, 64, 64), 0.5)
+    hq[..., 32:] = 0.25 + 0.5 * _batch(shape=(8, 3, 64, 32))  # right half: dense texture
+    plain_lq, plain = grey_grain(hq, _gen(0), clean_fraction=0.0, jpeg_fraction=0.0)
+    spared_lq, spared = grey_grain(hq, _gen(0), clean_fraction=0.0, jpeg_fraction=0.0, edge_fraction=1.0)
+    torch.testing.assert_close(spared, plain, atol=0.3 / 255, rtol=0.02)  # brought back to the drawn RMS
+    flat, texture = (
+        (spared_lq - hq)[..., 4:-4, 4:28].std(dim=(1, 2, 3)),
+        (spared_lq - hq)[..., 4:-4, 36:60].std(dim=(1, 2, 3)),
+    )
+    plain_flat = (plain_lq - hq)[..., 4:-4, 4:28].std(dim=(1, 2, 3))
+    # 0.77 and 0.86 on average (measured), each photo by its own floor: a reading of the flat parts alone
+    # falls short of the level
+    assert (flat / texture).mean() < 0.85 and (flat / plain_flat).mean() < 0.92
+    assert (flat / texture).max() - (flat / texture).min() > 0.3
+
+
 def test_zoom_in_enlarges_the_centre_of_the_chosen_crops():
     hq = _batch(shape=(4, 3, 64, 64))
     assert torch.equal(zoom_in(hq, _gen(0), fraction=0.0), hq)

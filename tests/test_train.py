@@ -19,8 +19,8 @@ from vae_enhance.cli import main
 from vae_enhance.config import PRESETS
 from vae_enhance.data import CropSampler, list_images, load_images, load_rgb8, split
 from vae_enhance.hub import save_model
-from vae_enhance.model import VAEEnhancer
-from vae_enhance.train import OVER_TELL_MARGIN, TrainConfig, over_tell, train, warm_start
+from vae_enhance.model import LumaReader, VAEEnhancer
+from vae_enhance.train import OVER_TELL_MARGIN, TrainConfig, estimator_loss, over_tell, train, warm_start
 
 
 def _log_rows(out):
@@ -157,10 +157,11 @@ def test_luma_reader_trains_alone_on_grey_grain(trained_dir, train_data, tmp_pat
     out = tmp_path / "luma"
     shape = ["--shape", '{"noise_estimator": true, "luma_estimator": true}', "--scales", "1"]
     args = ["train", "--data", str(train_data), "--out", str(out), "--steps", "4", "--init", str(trained_dir)]
-    assert main([*args, "--luma-reader", "--zoom-max", "6", "--zoom-fraction", "0.8", *TRAIN_ARGS, *shape]) == 0
+    zoom = ["--zoom-max", "6", "--zoom-fraction", "0.8", "--reading-weight", "1"]
+    assert main([*args, "--luma-reader", *zoom, *TRAIN_ARGS, *shape]) == 0
     assert "warm start" in capsys.readouterr().out
     saved = json.loads((out / "train_config.json").read_text())
-    assert (saved["zoom_max"], saved["zoom_fraction"]) == (6.0, 0.8)
+    assert (saved["zoom_max"], saved["zoom_fraction"], saved["reading_weight"]) == (6.0, 0.8, 1.0)
     before, after = ve.load_model(trained_dir).state_dict(), ve.load_model(out).state_dict()
     new = {k for k in after if k not in before}
     assert new and all(k.startswith("noise_estimator.luma.") for k in new)
@@ -351,6 +352,8 @@ def test_sr_lq_patch_trains_on_larger_sr_crops(tmp_path, monkeypatch):
         ({"over_tell_max": 0.5}, "--over-tell"),
         ({"zoom_max": 0.5}, "--zoom-max"),
         ({"zoom_fraction": 1.5}, "--zoom-fraction"),
+        ({"reading_weight": -1.0, "estimator_only": True}, "--reading-weight"),
+        ({"reading_weight": 1.0}, "--reading-weight"),  # the VAE's own run: its estimator learns positions only
     ],
 )
 def test_train_config_validation(changes, message):
@@ -371,3 +374,28 @@ def test_over_tell_only_raises_levels_within_its_bounds():
     assert torch.equal(shown[~raised], level[~raised])  # the rest are told their level
     assert (shown <= 2.0 * level + OVER_TELL_MARGIN + 1e-7).all()
     assert torch.equal(over_tell(level, 0.0, 2.0, torch.Generator().manual_seed(0)), level)
+
+
+def test_estimator_loss_reading_term_lifts_a_low_quantile():
+    """Positions spread evenly around the level: each is right on the median, so the positions' loss is
+    the same when they all shift up a little; the reader's 0.2 quantile reads low, and only the reading
+    term asks the positions to rise."""
+
+    class Spread(torch.nn.Module):
+        pool = LumaReader.pool
+        QUANTILE = LumaReader.QUANTILE
+
+        def __init__(self):
+            super().__init__()
+            self.shift = torch.nn.Parameter(torch.zeros(()))
+
+        def log_levels(self, lq):
+            return torch.log(torch.tensor(255 * 0.02 + 0.5)) + torch.linspace(-0.5, 0.5, 101)[None] + self.shift
+
+    lq, level = torch.zeros(1, 3, 8, 8), torch.tensor([0.02])
+    est = Spread()
+    plain = estimator_loss(est, lq, level)
+    with_reading = estimator_loss(est, lq, level, reading_weight=1.0)
+    assert with_reading.item() == pytest.approx(plain.item() + 0.3, abs=1e-4)  # the 0.2 quantile: 0.3 below
+    with_reading.backward()
+    assert est.shift.grad.item() < -0.5  # the reading term pulls the positions up

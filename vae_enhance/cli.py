@@ -113,6 +113,13 @@ def _add_train(sub) -> None:
     )
     p.add_argument("--zoom-fraction", type=float, default=d["zoom_fraction"], help="see --zoom-max")
     p.add_argument(
+        "--reading-weight",
+        type=float,
+        default=d["reading_weight"],
+        help="--estimator-only / --luma-reader: weight of the photo's reading (its positions pooled) in the loss, "
+        "beside every position's own (0: positions only)",
+    )
+    p.add_argument(
         "--over-tell",
         type=float,
         default=d["over_tell"],
@@ -141,7 +148,8 @@ def _add_train(sub) -> None:
         "--edge-fraction",
         type=float,
         default=d["edge_fraction"],
-        help="camera noise whose noise reduction spares edges (flat areas quieter than texture)",
+        help="camera noise whose noise reduction spares edges (flat areas quieter than texture); with "
+        "--luma-reader, the share of grain so damped",
     )
     p.add_argument("--blur-max", type=float, default=d["blur_max"], help="max Gaussian blur sigma before downscaling")
     p.add_argument("--val-every", type=int, default=d["val_every"], help="validate and checkpoint every N steps")

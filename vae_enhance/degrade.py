@@ -394,13 +394,16 @@ def grey_grain(
     clean_fraction: float = 0.25,
     jpeg_fraction: float = 0.3,
     camera_fraction: float = 0.0,
+    edge_fraction: float = 0.0,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Grey grain on clean crops: white noise blurred by GRAIN_BLUR px, the same on R, G and B, at an RMS
     uniform up to GRAIN_RMS_MAX (none on `clean_fraction`), then 8 bits and, on `jpeg_fraction`, JPEG at
     quality 30-95. On `camera_fraction` of the crops the grain is the luma of the simulated camera's noise
     instead (camera_noise), rescaled to the same RMS: its level follows the brightness, as a real camera's
-    does, where the white grain's is the same everywhere. Returns lq and its level (B,), the RMS of lq - hq,
-    as `degrade` does."""
+    does, where the white grain's is the same everywhere. On `edge_fraction` of them the grain is damped
+    where the photo is flat (spare_edges, as a camera's edge-aware noise reduction leaves it), then brought
+    back to the drawn RMS: the flat parts alone read below the photo's level. Returns lq and its level (B,),
+    the RMS of lq - hq, as `degrade` does."""
     batch = hq.shape[0]
     white = torch.randn((batch, 1, *hq.shape[-2:]), generator=generator, device=hq.device, dtype=hq.dtype)
     grain = _blur(white, _uniform((batch,), *GRAIN_BLUR, generator, hq))
@@ -409,7 +412,12 @@ def grey_grain(
         grain = torch.where(_per_image(_chance(batch, camera_fraction, generator, hq)), camera, grain)
     grain = grain / grain.square().mean(dim=(1, 2, 3), keepdim=True).sqrt().clamp_min(1e-8)
     rms = sample_sigma(batch, generator, hq, clean_fraction, GRAIN_RMS_MAX)
-    lq = quantize8(hq + grain.expand(-1, 3, -1, -1) * _per_image(rms))
+    grain = grain.expand(-1, 3, -1, -1) * _per_image(rms)
+    if edge_fraction > 0:
+        spared = spare_edges(grain, hq, generator)
+        spared = spared * _per_image(rms / spared.square().mean(dim=(1, 2, 3)).sqrt().clamp_min(1e-8))
+        grain = torch.where(_per_image(_chance(batch, edge_fraction, generator, hq)), spared, grain)
+    lq = quantize8(hq + grain)
     if jpeg_fraction > 0:
         quality = _uniform((batch,), 30.0, 95.0, generator, hq)
         lq = torch.where(_per_image(_chance(batch, jpeg_fraction, generator, hq)), jpeg(lq, quality), lq)

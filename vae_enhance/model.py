@@ -159,9 +159,13 @@ class LumaReader(nn.Module):
         fine = luma - kornia.filters.gaussian_blur2d(luma, (side, side), sigma, border_type="replicate")
         return self.body(F.pixel_unshuffle(self.HIGHPASS_GAIN * fine, 2)).flatten(1)
 
-    def forward(self, lq: torch.Tensor) -> torch.Tensor:
+    def pool(self, log_levels: torch.Tensor) -> torch.Tensor:
+        """The photo's log level (B,) from its positions' (B, N): their QUANTILE."""
         # In float32: torch.quantile takes no bfloat16 (a model loaded with dtype=torch.bfloat16).
-        log_level = torch.quantile(self.log_levels(lq).float(), self.QUANTILE, dim=1)
+        return torch.quantile(log_levels.float(), self.QUANTILE, dim=1)
+
+    def forward(self, lq: torch.Tensor) -> torch.Tensor:
+        log_level = self.pool(self.log_levels(lq))
         return ((log_level.exp() - 0.5) / 255.0).clamp_min(0.0).to(lq.dtype)
 
 
@@ -187,9 +191,12 @@ class NoiseEstimator(nn.Module):
         x = F.pad(lq - 0.5, (0, -w % MULTIPLE, 0, -h % MULTIPLE), mode="replicate")
         return self.body(F.pixel_unshuffle(x, 2)).flatten(1)
 
+    def pool(self, log_levels: torch.Tensor) -> torch.Tensor:
+        """The photo's log level (B,) from its positions' (B, N): their median."""
+        return log_levels.median(dim=1).values
+
     def forward(self, lq: torch.Tensor) -> torch.Tensor:
-        log_level = self.log_levels(lq).median(dim=1).values
-        level = ((log_level.exp() - 0.5) / 255.0).clamp_min(0.0)
+        level = ((self.pool(self.log_levels(lq)).exp() - 0.5) / 255.0).clamp_min(0.0)
         if self.luma is None:
             return level
         # The reader is asked only where this reading is below the most grain it was trained on: above that

@@ -77,6 +77,7 @@ class TrainConfig:
     luma_reader: bool = False  # train only the denoising estimator's grey-grain reader, on grey grain (zoomed crops)
     zoom_max: float = 3.0  # --luma-reader: crops are their centre zoomed up to this (degrade.zoom_in) ...
     zoom_fraction: float = 0.5  # ... on this fraction of them
+    reading_weight: float = 0.0  # --estimator-only / --luma-reader: weight of the photo's pooled reading in the loss
     scales: tuple[int, ...] = (1, 1, 2, 4)  # cycled per step: denoising gets half the steps
     clean_fraction: float = 0.05
     sr_clean_fraction: float = 0.5
@@ -113,6 +114,8 @@ class TrainConfig:
             raise ValueError("--over-tell must be in [0, 1] and --over-tell-max at least 1")
         if self.zoom_max < 1.0 or not 0.0 <= self.zoom_fraction <= 1.0:
             raise ValueError("--zoom-max must be at least 1 (1: no zoom) and --zoom-fraction in [0, 1]")
+        if self.reading_weight < 0 or (self.reading_weight and not (self.estimator_only or self.luma_reader)):
+            raise ValueError("--reading-weight must be >= 0, and is for --estimator-only or --luma-reader runs")
         self.scales = tuple(int(s) for s in self.scales)
         if not set(self.scales) <= set(self.model_config().scales):
             raise ValueError(f"--scales must be drawn from {self.model_config().scales}")
@@ -172,10 +175,16 @@ class StepOutput:
     est_loss: torch.Tensor | None  # the noise estimator's loss on this batch, for a model with one
 
 
-def estimator_loss(estimator, lq: torch.Tensor, level: torch.Tensor) -> torch.Tensor:
+def estimator_loss(estimator, lq: torch.Tensor, level: torch.Tensor, reading_weight: float = 0.0) -> torch.Tensor:
     """L1 of every position's estimate on log(255 * level + 0.5): a miss at low levels (a photo nearly
-    clean) weighs as much as a relative miss at high ones."""
-    return (estimator.log_levels(lq) - torch.log(255 * level + 0.5)[:, None]).abs().mean()
+    clean) weighs as much as a relative miss at high ones. With `reading_weight`, plus that weight times
+    the L1 of the photo's reading (the estimator's pool of its positions): the positions each learn their
+    median, and a low quantile of them (LumaReader) reads below it wherever they agree, as on a smooth photo."""
+    log_levels, target = estimator.log_levels(lq), torch.log(255 * level + 0.5)
+    loss = (log_levels - target[:, None]).abs().mean()
+    if reading_weight:
+        loss = loss + reading_weight * (estimator.pool(log_levels) - target).abs().mean()
+    return loss
 
 
 # What an over-told input is told at most beyond level x factor: a clean photo is told a little too.
@@ -430,7 +439,7 @@ class Run:
     def estimator_step(self, estimator: nn.Module, lq: torch.Tensor, level: torch.Tensor) -> dict:
         """One step of a noise estimator (or the luma reader) alone, the rest of the model frozen."""
         estimator.train()
-        loss = estimator_loss(estimator, lq, level)
+        loss = estimator_loss(estimator, lq, level, self.cfg.reading_weight)
         self._update(loss)
         with torch.no_grad():
             error = 255 * (estimator(lq) - level).abs().mean()
@@ -448,7 +457,10 @@ class Run:
             # --camera-fraction: how much of the grain is the camera's (its level follows the brightness).
             # --zoom-max: how smooth the smoothest crops get (a full-resolution camera frame is smoother than 3x).
             hq = zoom_in(hq, self.noise_gen, fraction=cfg.zoom_fraction, most=cfg.zoom_max)
-            lq, level = grey_grain(hq, self.noise_gen, camera_fraction=cfg.camera_fraction)
+            # --edge-fraction: how much of it a camera's edge-aware noise reduction has damped on flat parts.
+            lq, level = grey_grain(
+                hq, self.noise_gen, camera_fraction=cfg.camera_fraction, edge_fraction=cfg.edge_fraction
+            )
             return self.estimator_step(model.noise_estimator.luma, lq, level)
         lq, level = degrade(hq, scale, self.noise_gen, self.mix)
         if cfg.estimator_only:
