@@ -15,12 +15,13 @@ import torch
 from conftest import REPO, TRAIN_ARGS, photo
 
 import vae_enhance as ve
+from vae_enhance import train as train_module
 from vae_enhance.cli import main
 from vae_enhance.config import PRESETS
 from vae_enhance.data import CropSampler, list_images, load_images, load_rgb8, split
 from vae_enhance.hub import save_model
 from vae_enhance.model import LumaReader, VAEEnhancer
-from vae_enhance.train import OVER_TELL_MARGIN, TrainConfig, estimator_loss, over_tell, train, warm_start
+from vae_enhance.train import OVER_TELL_MARGIN, Run, TrainConfig, estimator_loss, over_tell, train, warm_start
 
 
 def _log_rows(out):
@@ -353,7 +354,12 @@ def test_sr_lq_patch_trains_on_larger_sr_crops(tmp_path, monkeypatch):
         ({"zoom_max": 0.5}, "--zoom-max"),
         ({"zoom_fraction": 1.5}, "--zoom-fraction"),
         ({"reading_weight": -1.0, "estimator_only": True}, "--reading-weight"),
-        ({"reading_weight": 1.0}, "--reading-weight"),  # the VAE's own run: its estimator learns positions only
+        ({"reading_weight": 1.0}, "--reading-weight"),
+        ({"smooth_fraction": 1.5}, "--smooth-fraction"),
+        (
+            {"smooth_fraction": 0.5, "luma_reader": True, "scales": (1,)},
+            "--smooth-fraction",
+        ),  # the VAE's own run: its estimator learns positions only
     ],
 )
 def test_train_config_validation(changes, message):
@@ -399,3 +405,25 @@ def test_estimator_loss_reading_term_lifts_a_low_quantile():
     assert with_reading.item() == pytest.approx(plain.item() + 0.3, abs=1e-4)  # the 0.2 quantile: 0.3 below
     with_reading.backward()
     assert est.shift.grad.item() < -0.5  # the reading term pulls the positions up
+
+
+def test_smooth_fraction_zooms_the_denoising_crops(train_data, tmp_path, monkeypatch):
+    """--smooth-fraction 1: every denoising crop is its centre enlarged, as smooth as a camera frame."""
+    seen = []
+
+    def record(hq, *args):
+        seen.append(hq.clone())
+        return real(hq, *args)
+
+    real = train_module.degrade
+    monkeypatch.setattr(train_module, "degrade", record)
+    for fraction in (0.0, 1.0):
+        cfg = TrainConfig(data=str(train_data), out=str(tmp_path / str(fraction)), preset="tiny", batch=4, patch=32,
+                          device="cpu", smooth_fraction=fraction, zoom_max=6.0)  # fmt: skip
+        Run(cfg, None).train_step()  # step 0: a denoising step (scales 1, 1, 2, 4)
+    plain, smooth = seen
+
+    def fine(x):  # the energy of neighbouring-pixel differences
+        return (x[..., 1:] - x[..., :-1]).square().mean(dim=(1, 2, 3))
+
+    assert plain.shape == smooth.shape and (fine(smooth) < fine(plain)).all()

@@ -113,6 +113,13 @@ def _add_train(sub) -> None:
     )
     p.add_argument("--zoom-fraction", type=float, default=d["zoom_fraction"], help="see --zoom-max")
     p.add_argument(
+        "--smooth-fraction",
+        type=float,
+        default=d["smooth_fraction"],
+        help="runs other than --luma-reader: this share of the denoising crops is their centre enlarged up to "
+        "--zoom-max times (smooth, like a full-resolution camera frame; 0: none)",
+    )
+    p.add_argument(
         "--reading-weight",
         type=float,
         default=d["reading_weight"],

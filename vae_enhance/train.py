@@ -75,8 +75,9 @@ class TrainConfig:
     over_tell_max: float = 2.0  # the most they are told: their level times this (plus OVER_TELL_MARGIN)
     estimator_only: bool = False  # train only the noise estimator (the rest from --init, frozen)
     luma_reader: bool = False  # train only the denoising estimator's grey-grain reader, on grey grain (zoomed crops)
-    zoom_max: float = 3.0  # --luma-reader: crops are their centre zoomed up to this (degrade.zoom_in) ...
+    zoom_max: float = 3.0  # --luma-reader (and --smooth-fraction): crops zoomed up to this (degrade.zoom_in) ...
     zoom_fraction: float = 0.5  # ... on this fraction of them
+    smooth_fraction: float = 0.0  # other runs: this fraction of the denoising crops zoomed up to zoom_max
     reading_weight: float = 0.0  # --estimator-only / --luma-reader: weight of the photo's pooled reading in the loss
     scales: tuple[int, ...] = (1, 1, 2, 4)  # cycled per step: denoising gets half the steps
     clean_fraction: float = 0.05
@@ -114,6 +115,8 @@ class TrainConfig:
             raise ValueError("--over-tell must be in [0, 1] and --over-tell-max at least 1")
         if self.zoom_max < 1.0 or not 0.0 <= self.zoom_fraction <= 1.0:
             raise ValueError("--zoom-max must be at least 1 (1: no zoom) and --zoom-fraction in [0, 1]")
+        if not 0.0 <= self.smooth_fraction <= 1.0 or (self.smooth_fraction and self.luma_reader):
+            raise ValueError("--smooth-fraction must be in [0, 1], and is not for --luma-reader runs (--zoom-fraction)")
         if self.reading_weight < 0 or (self.reading_weight and not (self.estimator_only or self.luma_reader)):
             raise ValueError("--reading-weight must be >= 0, and is for --estimator-only or --luma-reader runs")
         self.scales = tuple(int(s) for s in self.scales)
@@ -462,6 +465,10 @@ class Run:
                 hq, self.noise_gen, camera_fraction=cfg.camera_fraction, edge_fraction=cfg.edge_fraction
             )
             return self.estimator_step(model.noise_estimator.luma, lq, level)
+        if cfg.smooth_fraction and scale == 1:
+            # Camera frames at full resolution are smooth at the pixel scale, the training photos dense texture:
+            # on smooth crops the model learns to take fine grain away entirely.
+            hq = zoom_in(hq, self.noise_gen, fraction=cfg.smooth_fraction, most=cfg.zoom_max)
         lq, level = degrade(hq, scale, self.noise_gen, self.mix)
         if cfg.estimator_only:
             return self.estimator_step(model.estimator(scale), lq, level)
