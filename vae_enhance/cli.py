@@ -18,6 +18,11 @@ from vae_enhance.evaluate import REAL_FFDNET_SIGMAS, REAL_NLM_H, TASKS, EvalOpti
 from vae_enhance.hub import BUNDLED, MODEL_ENV, check_device, parse_source
 
 
+def _float(p: argparse.ArgumentParser, defaults: dict, flag: str, help: str) -> None:
+    """A number option whose default is TrainConfig's field of the same name."""
+    p.add_argument(flag, type=float, default=defaults[flag[2:].replace("-", "_")], help=help)
+
+
 def _model_source(text: str) -> str:
     """--model value: checked here, split into repo id and revision by load_model."""
     try:
@@ -104,28 +109,12 @@ def _add_train(sub) -> None:
         action="store_true",
         help="train only the denoising estimator's grey-grain reader (a model with luma_estimator), on grey grain",
     )
-    p.add_argument(
-        "--zoom-max",
-        type=float,
-        default=d["zoom_max"],
-        help="--luma-reader: some crops (--zoom-fraction) are their centre enlarged up to this many times "
-        "(smooth, like a full-resolution camera frame)",
-    )
-    p.add_argument("--zoom-fraction", type=float, default=d["zoom_fraction"], help="see --zoom-max")
-    p.add_argument(
-        "--smooth-fraction",
-        type=float,
-        default=d["smooth_fraction"],
-        help="runs other than --luma-reader: this share of the denoising crops is their centre enlarged up to "
-        "--zoom-max times (smooth, like a full-resolution camera frame; 0: none)",
-    )
-    p.add_argument(
-        "--reading-weight",
-        type=float,
-        default=d["reading_weight"],
-        help="--estimator-only / --luma-reader: weight of the photo's reading (its positions pooled) in the loss, "
-        "beside every position's own (0: positions only)",
-    )
+    _float(p, d, "--zoom-max", "--luma-reader and --smooth-fraction: crops are their centre enlarged up to this "
+           "many times (smooth, like a full-resolution camera frame)")  # fmt: skip
+    _float(p, d, "--zoom-fraction", "--luma-reader: the share of crops enlarged (see --zoom-max)")
+    _float(p, d, "--smooth-fraction", "other runs: the share of denoising crops enlarged (see --zoom-max; 0: none)")
+    _float(p, d, "--reading-weight", "--estimator-only / --luma-reader: weight of the photo's reading (its "
+           "positions pooled) in the loss, beside every position's own (0: positions only)")  # fmt: skip
     p.add_argument(
         "--over-tell",
         type=float,
