@@ -296,12 +296,22 @@ def resolve_level(model: ve.VAEEnhancer, lq: np.ndarray, choice: Choice) -> tupl
     return measured, "" if measured is None else f"; noise level {measured:.1f} (measured)"
 
 
-def restore(model: ve.VAEEnhancer, photo: Photo, choice: Choice, progress) -> dict:
+def choose_best() -> bool:
+    return st.checkbox(
+        "Best quality (8 passes, about 8x slower)",
+        key="self_ensemble",
+        help="Restores the photo in its eight flips and quarter turns and averages them: about 0.1-0.2 dB "
+        "better (docs/benchmarks.md). Random variations are drawn as before.",
+    )
+
+
+def restore(model: ve.VAEEnhancer, photo: Photo, choice: Choice, best: bool, progress) -> dict:
     """The enhance button's job: the result, or in simulate mode the degraded input, result and scores."""
     if choice.mode == SIMULATE:
         sim = ah.simulate(photo.img, choice.sigma, choice.scale)
         level, text = resolve_level(model, sim.lq, choice)
-        out = ve.enhance(model, sim.lq, choice.scale, noise_level=level, progress=progress)
+        text += "; best quality (8 passes)" if best else ""
+        out = ve.enhance(model, sim.lq, choice.scale, noise_level=level, progress=progress, self_ensemble=best)
         others = ah.baselines(sim)
         rows = ah.score_rows(sim, out, others)
         return {
@@ -315,11 +325,14 @@ def restore(model: ve.VAEEnhancer, photo: Photo, choice: Choice, progress) -> di
         }
     ah.check_output_size(photo.img.shape, choice.scale)
     level, text = resolve_level(model, photo.img, choice)
-    out = ve.enhance(model, photo.img, choice.scale, noise_level=level, progress=progress)
+    text += "; best quality (8 passes)" if best else ""
+    out = ve.enhance(model, photo.img, choice.scale, noise_level=level, progress=progress, self_ensemble=best)
     return {"lq": photo.img, "out": out, "level": text, "noise_level": level}
 
 
-def enhance_section(model: ve.VAEEnhancer, photo: Photo, choice: Choice, key: tuple, queue: JobQueue) -> str:
+def enhance_section(
+    model: ve.VAEEnhancer, photo: Photo, choice: Choice, best: bool, key: tuple, queue: JobQueue
+) -> str:
     label = "Degrade and restore" if choice.mode == SIMULATE else f"Enhance ({choice.task.lower()})"
     if st.button(label, key="enhance", type="primary"):
         st.session_state["enhance_request"] = key
@@ -329,7 +342,9 @@ def enhance_section(model: ve.VAEEnhancer, photo: Photo, choice: Choice, key: tu
         measured = None
         with job_request("enhance_request"):
             try:
-                result, waited, seconds = run_queued(queue, "Restoring...", lambda p: restore(model, photo, choice, p))
+                result, waited, seconds = run_queued(
+                    queue, "Restoring...", lambda p: restore(model, photo, choice, best, p)
+                )
                 result.update(key=key, about=timing(waited, seconds, model), token=time.time_ns())
                 st.session_state["result"] = result
                 if choice.noise_level is None and result["noise_level"] is not None:  # auto measured it
@@ -530,6 +545,7 @@ with st.sidebar:
     st.header("vae-enhance")
     model, source = choose_model(settings)
     choice = choose_task(model, source)
+    best = choose_best()
 
 st.title("vae-enhance")
 st.caption(
@@ -538,10 +554,11 @@ st.caption(
 )
 photo = get_photo(tasks_of(model))
 key = (photo.id, choice)
-label = enhance_section(model, photo, choice, key, queue)
+# The result is made for the quality setting too; variations and the latent view are not, and are kept.
+label = enhance_section(model, photo, choice, best, (*key, best), queue)
 
 result = st.session_state.get("result")
-if result is not None and result["key"] != key:
+if result is not None and result["key"] != (*key, best):
     result = None  # made for another photo, model or setting
 # In simulate mode, variations and the latent view work on the degraded input the scores were made from.
 lq = result["lq"] if result is not None and "sim" in result else photo.img

@@ -288,3 +288,54 @@ def test_estimate_noise_without_an_estimator_is_none():
     assert ve.estimate_noise(model, _image((16, 16), np.uint16)) is None
     with pytest.raises(ve.ImageError):
         ve.estimate_noise(model, np.zeros((4, 4, 2), np.uint8))
+
+
+def _turned(img: np.ndarray, turns: int, mirror: bool) -> np.ndarray:
+    return np.ascontiguousarray(np.rot90(img[:, ::-1] if mirror else img, turns))
+
+
+def _turned_back(out: np.ndarray, turns: int, mirror: bool) -> np.ndarray:
+    back = np.rot90(out, -turns)
+    return np.ascontiguousarray(back[:, ::-1] if mirror else back)
+
+
+@pytest.mark.parametrize("scale", [1, 2])
+def test_self_ensemble_is_the_mean_of_the_eight_turned_passes(tiny_model, scale):
+    img = _image((16, 24, 3), np.float32)
+
+    def network(x: np.ndarray) -> np.ndarray:  # one pass at temperature 0, unclipped
+        with torch.no_grad():
+            t = torch.from_numpy(x).permute(2, 0, 1)[None]
+            prior = tiny_model.encode(t, scale, 10 / 255)
+            return tiny_model.decode(prior, prior.dist.mean)[0].permute(1, 2, 0).numpy()
+
+    passes = [_turned_back(network(_turned(img, t, m)), t, m) for m in (False, True) for t in range(4)]
+    ensembled = ve.enhance(tiny_model, img, scale, noise_level=10, tile=0, self_ensemble=True)
+    np.testing.assert_allclose(ensembled, np.clip(np.mean(passes, axis=0), 0, 1), atol=1e-5)
+    assert np.abs(passes[1] - passes[0]).max() > 1e-3  # the network alone depends on how the photo is turned
+
+
+def test_self_ensemble_does_not_depend_on_how_the_photo_is_turned(tiny_model):
+    img = _image((24, 40, 3), np.float32)
+    out = ve.enhance(tiny_model, img, 2, self_ensemble=True)
+    for turns, mirror in [(1, False), (2, True), (3, True)]:
+        seen = ve.enhance(tiny_model, _turned(img, turns, mirror), 2, self_ensemble=True)
+        np.testing.assert_allclose(_turned_back(seen, turns, mirror), out, atol=1e-5)
+
+
+@pytest.mark.parametrize("shape", [(40, 56), (40, 56, 4)])
+def test_self_ensemble_keeps_layout_alpha_and_tiles_without_seams(tiny_model, shape):
+    img = _image(shape, np.uint8)
+    out = ve.enhance(tiny_model, img, self_ensemble=True)
+    assert out.shape == img.shape and out.dtype == np.uint8
+    if len(shape) == 3:
+        np.testing.assert_array_equal(out[..., 3], img[..., 3])
+    tiled = ve.enhance(tiny_model, img, self_ensemble=True, tile=16)
+    assert np.abs(tiled.astype(int) - out.astype(int)).max() <= 1
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [({"temperature": 0.5}, "temperature 0"), ({}, "True or False")])
+def test_self_ensemble_bad_arguments(tiny_model, kwargs, message):
+    flag = True if kwargs else "yes"
+    with pytest.raises(ValueError, match=message):
+        ve.enhance(tiny_model, _image((8, 8, 3), np.uint8), self_ensemble=flag, **kwargs)

@@ -288,3 +288,25 @@ def test_noise_level_control_for_models_that_take_one(operator_settings, tmp_pat
     assert calls[-1] == pytest.approx(40.0, abs=1e-3) and "noise level 40.0 (measured)" in at.success[0].value
     assert at.sidebar.slider(key="noise_level").value == 40  # auto's level shows on the disabled slider at once
     assert calls[-1] == pytest.approx(40.0, abs=1e-3) and len(calls) == 3  # the redraw restored nothing again
+
+
+def test_best_quality_self_ensembles_and_keeps_the_variations(app, monkeypatch):
+    calls = []
+    real_enhance = ve.enhance
+    monkeypatch.setattr(ve, "enhance", lambda *a, **kw: calls.append(kw.get("self_ensemble")) or real_enhance(*a, **kw))
+    upload(app, "photo.png", png_bytes())
+    app.button(key="enhance").click().run()
+    app.button(key="variations").click().run()
+    drawn = app.session_state["variations_result"]["samples"]
+    assert not app.sidebar.checkbox(key="self_ensemble").value and "best quality" not in app.success[0].value
+    app.sidebar.checkbox(key="self_ensemble").check().run()
+    assert not app.success  # the result was made without it, so it is no longer shown as this setting's
+    app.button(key="enhance").click().run()
+    assert not app.exception and not app.error
+    assert calls == [False, True] and "best quality (8 passes)" in app.success[0].value
+    img = ve.read_image(png_bytes())
+    expected = real_enhance(ve.load_model(device="cpu"), img, self_ensemble=True)
+    np.testing.assert_array_equal(app.session_state["result"]["out"], expected)
+    # The quality setting is the result's alone: the variations drawn before it are still shown.
+    np.testing.assert_array_equal(app.session_state["variations_result"]["samples"], drawn)
+    assert sum(c.startswith("sample ") for c in captions(app)) == 4

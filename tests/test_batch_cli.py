@@ -255,3 +255,18 @@ def test_noise_level_option(model_dir, tmp_path, capsys):
     assert _run(model_dir, src, "-o", tmp_path / "out2", "--noise-level", "300") == 2
     assert "--noise-level must be from 0 to 255" in capsys.readouterr().err
     assert not (tmp_path / "out2").exists()
+
+
+def test_self_ensemble_option(model_dir, tmp_path, monkeypatch):
+    src = tmp_path / "in"
+    src.mkdir()
+    ve.write_image(src / "a.png", _photo(0))
+    seen = []
+    real_enhance = batch.enhance
+    monkeypatch.setattr(batch, "enhance", lambda *a, **kw: seen.append(kw["self_ensemble"]) or real_enhance(*a, **kw))
+    assert _run(model_dir, src, "-o", tmp_path / "plain") == 0
+    assert _run(model_dir, src, "-o", tmp_path / "best", "--self-ensemble") == 0
+    assert seen == [False, True]
+    best = ve.read_image(tmp_path / "best" / "a_denoised.png")
+    expected = ve.enhance(ve.load_model(model_dir, device="cpu"), _photo(0), self_ensemble=True)
+    np.testing.assert_array_equal(best, expected)

@@ -175,6 +175,18 @@ def test_eval_passes_the_noise_level_to_the_model(trained_dir, eval_data, capsys
     assert told == [None, None, 25.0, 25.0]  # automatic unless given
 
 
+def test_eval_self_ensemble_option(trained_dir, eval_data, capsys, monkeypatch):
+    seen = []
+    real_enhance = evaluate.enhance
+    monkeypatch.setattr(
+        evaluate, "enhance", lambda *a, **kw: seen.append(kw["self_ensemble"]) or real_enhance(*a, **kw)
+    )
+    args = ["eval", "--task", "sr", "--scale", "2", "--data", str(eval_data), "--model", str(trained_dir), "--no-peers"]
+    assert main([*args, "--self-ensemble"]) == 0
+    assert "the model self-ensembled (8 passes)" in capsys.readouterr().out
+    assert seen and all(seen)
+
+
 def test_eval_noise_level_needs_a_model_with_that_input(eval_data, tmp_path, capsys):
     plain = ve.VAEEnhancer(replace(PRESETS["tiny"], noise_input=False, noise_estimator=False)).eval()
     save_model(plain, tmp_path / "plain")

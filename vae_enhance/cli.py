@@ -182,6 +182,15 @@ def _add_enhance(sub) -> None:
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     p.add_argument("--format", default=EnhanceOptions.fmt, choices=FORMATS, help="output format (default %(default)s)")
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    _add_self_ensemble(p)
+
+
+def _add_self_ensemble(p) -> None:
+    p.add_argument(
+        "--self-ensemble",
+        action="store_true",
+        help="average the photo restored in its eight flips and quarter turns: a little better, 8x slower",
+    )
 
 
 def _add_eval(sub) -> None:
@@ -227,6 +236,7 @@ def _add_eval(sub) -> None:
         "--no-peers", "--no-baseline", dest="no_peers", action="store_true", help="score the model alone (faster)"
     )
     p.add_argument("--quiet", action="store_true", help="print only the mean row")
+    _add_self_ensemble(p)
 
 
 def _add_bench(sub) -> None:
@@ -302,6 +312,7 @@ def _cmd_enhance(args) -> int:
         device=args.device,
         fmt=args.format,
         overwrite=args.overwrite,
+        self_ensemble=args.self_ensemble,
     )
     return enhance_paths(options)
 
@@ -319,6 +330,7 @@ def _cmd_eval(args) -> int:
         tile=args.tile,
         peers=not args.no_peers,
         noise_level=args.noise_level,
+        self_ensemble=args.self_ensemble,
     )
     print(format_table(evaluate(options), quiet=args.quiet))
     return 0

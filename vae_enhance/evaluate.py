@@ -37,7 +37,8 @@ REAL_FFDNET_SIGMAS = (5, 10, 15)
 class EvalOptions:
     """What `vae-enhance eval` measures. sigma (0-255) is for denoise, scale for sr; model is a source
     for load_model (None = the bundled weights); peers=False scores the model alone (faster);
-    noise_level (0-255) is what the model is told, for models with that input (None = automatic)."""
+    noise_level (0-255) is what the model is told, for models with that input (None = automatic);
+    self_ensemble: the model's output is the mean of eight flipped and turned passes (enhance()'s keyword)."""
 
     data: str | Path
     task: str = "denoise"
@@ -48,6 +49,7 @@ class EvalOptions:
     tile: int | None = None
     peers: bool = True
     noise_level: float | None = None
+    self_ensemble: bool = False
 
     def __post_init__(self) -> None:
         if self.task not in TASKS:
@@ -58,6 +60,9 @@ class EvalOptions:
             raise ValueError(f"scale must be 2 or 4, got {self.scale}")
 
     def title(self) -> str:
+        return self._task_title() + ("; the model self-ensembled (8 passes)" if self.self_ensemble else "")
+
+    def _task_title(self) -> str:
         if self.task == "denoise":
             return f"denoise sigma {self.sigma:g}, RGB PSNR (dB); NL-means h = sigma, FFDNet given the true sigma"
         if self.task == "sr":
@@ -124,7 +129,9 @@ def evaluate(options: EvalOptions) -> EvalResult:
 
     def run_model(lq: np.ndarray, scale: int) -> tuple[np.ndarray, float]:
         t0 = time.perf_counter()
-        out = enhance(model, lq, scale, noise_level=options.noise_level, tile=options.tile)
+        out = enhance(
+            model, lq, scale, noise_level=options.noise_level, tile=options.tile, self_ensemble=options.self_ensemble
+        )
         return out, time.perf_counter() - t0
 
     if options.task == "real":

@@ -31,6 +31,10 @@ ESTIMATE_SIDE = 512
 
 Progress = Callable[[int, int], None]
 
+# The eight flips and quarter turns of a square (quarter turns, then whether mirrored first): a self-ensemble
+# restores each and averages them turned back, which takes out the network's orientation-dependent errors.
+DIHEDRAL = tuple((turns, flip) for flip in (False, True) for turns in range(4))
+
 
 def _check_noise_level(model: VAEEnhancer, noise_level) -> float | None:
     """noise_level on the 0-255 scale -> the model's 0-1 scale; None stays None (automatic)."""
@@ -133,12 +137,14 @@ def _restore(
     progress: Progress | None,
     with_std: bool,
     level: float | None = None,
+    self_ensemble: bool = False,
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """n restorations (n, H', W'[, C]) in the photo's layout and dtype, and their spread (H', W') or None.
 
     Each tile is converted to the final dtype as soon as it is decoded and written into the
     preallocated result, so no full-size float copy of the output ever exists. The n samples of a tile
-    share one prior pass.
+    share one prior pass. self_ensemble: each tile is the mean of its eight flips and quarter turns,
+    each restored and turned back (temperature 0 only).
     """
     param = next(model.parameters())
     device, dtype = param.device, param.dtype  # bf16 is an opt-in of load_model
@@ -161,8 +167,8 @@ def _restore(
         gen = torch.Generator().manual_seed(int(seed))
         eps = torch.randn((n, model.config.latent_channels, *grid), generator=gen)
 
-    def run(piece: torch.Tensor, origin: tuple[int, int]) -> torch.Tensor:
-        prior = model.encode(_tile_to_float(piece).to(device, dtype), scale, level)
+    def restore(x: torch.Tensor, origin: tuple[int, int]) -> torch.Tensor:
+        prior = model.encode(x, scale, level)
         mean = prior.dist.mean
         if eps is None:
             z = mean.expand(n, -1, -1, -1)
@@ -171,6 +177,19 @@ def _restore(
             noise = eps[:, :, ly : ly + mean.shape[-2], lx : lx + mean.shape[-1]].to(device, dtype)
             z = model.draw(prior, temperature, noise)
         return model.decode(prior, z).float()
+
+    def run(piece: torch.Tensor, origin: tuple[int, int]) -> torch.Tensor:
+        x = _tile_to_float(piece).to(device, dtype)
+        if not self_ensemble:
+            return restore(x, origin)
+        # One pass at a time, summed: the peak stays one pass's activations, as without it.
+        total = None
+        for turns, flip in DIHEDRAL:
+            seen = torch.rot90(x.flip(-1) if flip else x, turns, (-2, -1))
+            back = torch.rot90(restore(seen, origin), -turns, (-2, -1))
+            back = back.flip(-1) if flip else back
+            total = back if total is None else total.add_(back)
+        return total.div_(len(DIHEDRAL))
 
     def paste(centre: torch.Tensor, box: tuple[int, int, int, int]) -> None:
         y0, y1, x0, x1 = box  # centre: (n, 3, y1 - y0, x1 - x0) float, unclipped
@@ -199,6 +218,7 @@ def enhance(
     noise_level: float | None = None,
     tile: int | None = None,
     progress: Progress | None = None,
+    self_ensemble: bool = False,
 ) -> np.ndarray:
     """Denoise (scale 1) or super-resolve (2, 4) a photo; same layout and dtype, (H*scale, W*scale).
 
@@ -207,14 +227,25 @@ def enhance(
     0-255 scale (0 = treat it as clean, higher = remove more); None (the default) measures it with the
     model's noise estimator (see estimate_noise), or, for a model without one, lets the network judge
     it. tile: tile size in input pixels (None = automatic, 0 = off). progress(done, total) is called
-    after each tile.
+    after each tile. self_ensemble: the mean of the photo restored in its eight flips and quarter turns,
+    each turned back: a little better (docs/benchmarks.md) and eight times slower; temperature 0 only.
     """
     img = check_image(img)
     _check_args(model, scale, tile, temperature)
+    if not isinstance(self_ensemble, bool):
+        raise ValueError(f"self_ensemble must be True or False, got {self_ensemble!r}")
+    if self_ensemble and temperature != 0:
+        raise ValueError(
+            "self_ensemble averages eight passes of the best estimate, which would blur a variation: "
+            "use temperature 0, or variations() for samples"
+        )
     size = (img.shape[0] * scale, img.shape[1] * scale)
     check_pixels(*size, "the result", advice="use a smaller scale or a smaller photo")
     level = _level(model, img, noise_level, scale)
-    out, _ = _restore(model, img, scale, 1, float(temperature), seed, tile, progress, with_std=False, level=level)
+    out, _ = _restore(
+        model, img, scale, 1, float(temperature), seed, tile, progress, with_std=False, level=level,
+        self_ensemble=self_ensemble,
+    )  # fmt: skip
     return out[0]
 
 
