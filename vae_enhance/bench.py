@@ -105,6 +105,8 @@ def cpu_speed(source, lq: np.ndarray, runs: int) -> list[tuple[str, float]]:
         rows.append(("FFDNet, colour weights (non-blind)", ffdnet))
     model = load_model(source, device="cpu")
     rows.append(("vae-enhance float32, channels_last (default)", median_seconds(lambda: enhance(model, lq, 1), runs)))
+    best = median_seconds(lambda: enhance(model, lq, 1, self_ensemble=True), runs)
+    rows.append(("vae-enhance float32, self-ensembled (8 passes, --self-ensemble)", best))
     plain = copy.deepcopy(model).to(memory_format=torch.contiguous_format)
     rows.append(("vae-enhance float32, contiguous", median_seconds(lambda: enhance(plain, lq, 1), runs)))
     bf16 = load_model(source, device="cpu", dtype=torch.bfloat16)
