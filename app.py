@@ -150,7 +150,10 @@ def choose_noise_level(model: ve.VAEEnhancer) -> float | None:
     if not model.config.noise_input:
         return None
     auto_help = (
-        "The model measures the photo's noise (its noise estimator) and removes that much."
+        "The model measures the photo's noise (its noise estimator) and removes that much. It reads the "
+        "grain of full-size camera photos low (the release model about half of it), so if grain remains, "
+        "turn auto off and raise the level: on the real camera photos of the benchmark (CC15), any level "
+        "from 7 to 15 scored 1.7-2 dB better than auto."
         if model.noise_estimator is not None
         else "The model judges the noise itself."
     )
@@ -165,8 +168,8 @@ def choose_noise_level(model: ve.VAEEnhancer) -> float | None:
         key="noise_level",
         disabled=auto,
         help="Higher removes more noise and more fine detail; lower keeps more of both. It starts at the "
-        "level last measured: well above a photo's own level the model smooths hard, since it reads the "
-        "excess as blotchy camera noise.",
+        "level last measured. Set well above a photo's own level, the model smooths somewhat more, not "
+        "much: it was trained with levels set too high.",
     )
     return None if auto else float(level)
 
