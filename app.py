@@ -303,17 +303,18 @@ def choose_best() -> bool:
     return st.checkbox(
         "Best quality (8 passes, about 8x slower)",
         key="self_ensemble",
-        help="Restores the photo in its eight flips and quarter turns and averages them: about 0.1-0.2 dB "
+        help="Restores the photo in its eight flips and quarter turns and averages them: about 0.1-0.25 dB "
         "better (docs/benchmarks.md). Random variations are drawn as before.",
     )
 
 
 def restore(model: ve.VAEEnhancer, photo: Photo, choice: Choice, best: bool, progress) -> dict:
     """The enhance button's job: the result, or in simulate mode the degraded input, result and scores."""
+    quality = "; best quality (8 passes)" if best else ""
     if choice.mode == SIMULATE:
         sim = ah.simulate(photo.img, choice.sigma, choice.scale)
         level, text = resolve_level(model, sim.lq, choice)
-        text += "; best quality (8 passes)" if best else ""
+        text += quality
         out = ve.enhance(model, sim.lq, choice.scale, noise_level=level, progress=progress, self_ensemble=best)
         others = ah.baselines(sim)
         rows = ah.score_rows(sim, out, others)
@@ -328,7 +329,7 @@ def restore(model: ve.VAEEnhancer, photo: Photo, choice: Choice, best: bool, pro
         }
     ah.check_output_size(photo.img.shape, choice.scale)
     level, text = resolve_level(model, photo.img, choice)
-    text += "; best quality (8 passes)" if best else ""
+    text += quality
     out = ve.enhance(model, photo.img, choice.scale, noise_level=level, progress=progress, self_ensemble=best)
     return {"lq": photo.img, "out": out, "level": text, "noise_level": level}
 
